@@ -1,0 +1,189 @@
+"""``policy``: evaluate households, check policies, run policy tests, print the household schema.
+
+Thin by design: every command parses its flags, calls the library, prints. Exit status: 0 a result was
+produced, 1 the policy (or a test) failed, 2 bad input or usage. No user error prints a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import date
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from policydsl import __version__, default_policy_path, load_policy
+from policydsl.diagnostics import PolicyDslError, PolicyError, UsageError
+from policydsl.evaluator import Evaluator
+from policydsl.household import load_json, read_household
+from policydsl.render import render_text, trace_json
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(message, err=True)
+    sys.exit(code)
+
+
+def user_errors(fn: F) -> F:
+    """Turn every policydsl error into its message and exit status, never a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except PolicyDslError as exc:
+            _fail(f"error: {exc}" if not isinstance(exc, PolicyError) else str(exc), exc.exit_code)
+        except BrokenPipeError:
+            sys.exit(0)
+    return wrapper  # type: ignore[return-value]
+
+
+def _as_of(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"'{value}' is not a date; write it as YYYY-MM-DD, e.g. 2019-09-15") from None
+
+
+def _read_text(path: str) -> tuple[str, str]:
+    if path == "-":
+        return sys.stdin.read(), "<stdin>"
+    p = Path(path)
+    try:
+        return p.read_text(encoding="utf-8"), path
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path}: is a folder, not a household file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read it ({exc})") from None
+
+
+POLICY_OPTION = click.option("--policy", "policy_path", type=click.Path(dir_okay=False), default=None,
+                             help="Policy file to apply (default: the bundled anju_2019 policy).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="policy")
+def main() -> None:
+    """policydsl: social-assistance policy as readable, checked, exactly evaluated rules."""
+
+
+@main.command("eval")
+@click.argument("household", type=str)
+@POLICY_OPTION
+@click.option("--as-of", "as_of", metavar="DATE", help="Assessment date YYYY-MM-DD (wins over the household's "
+              "own 'as_of'; default today).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text: a readable summary; json: the result of spec §9.")
+@click.option("--trace", is_flag=True, help="Show why each rule held or not (in JSON: a 'trace' field).")
+@user_errors
+def eval_cmd(household: str, policy_path: str | None, as_of: str | None, fmt: str, trace: bool) -> None:
+    """Evaluate one household (a JSON file, or - for standard input)."""
+    day = _as_of(as_of)
+    policy = load_policy(policy_path)
+    text, source = _read_text(household)
+    doc = load_json(text, source)
+    hh = read_household(policy, doc, source)
+    result = Evaluator(policy).evaluate(hh, day, trace=trace)
+    for w in hh.warnings:
+        click.echo(f"warning: {source}: {w}", err=True)
+    if fmt == "json":
+        out = result.to_json()
+        if trace:
+            out["trace"] = trace_json(result)
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+    else:
+        result.warnings = []
+        click.echo(render_text(result, trace=trace))
+
+
+@main.command("check")
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+@user_errors
+def check_cmd(file: str | None, fmt: str, strict: bool) -> None:
+    """Check a policy file and report every problem found (exit 1 on errors)."""
+    path = file or str(default_policy_path())
+    try:
+        policy = load_policy(path)
+        diags, source, errors = policy.warnings, policy.policy.source, 0
+    except PolicyError as exc:
+        diags, source = exc.diagnostics, exc.source
+        errors = sum(d.severity == "error" for d in diags)
+    warnings = len(diags) - errors
+    if fmt == "json":
+        click.echo(json.dumps({"file": path, "errors": errors, "warnings": warnings,
+                               "diagnostics": [d.to_json() for d in diags]}, ensure_ascii=False, indent=2))
+    else:
+        for d in diags:
+            click.echo(d.render(source), err=True)
+            click.echo("", err=True)
+        verdict = "ok" if not errors else "invalid"
+        click.echo(f"{path}: {verdict}: {errors} error{'s' * (errors != 1)}, "
+                   f"{warnings} warning{'s' * (warnings != 1)}")
+    if errors or (strict and warnings):
+        sys.exit(1)
+
+
+@main.command("test")
+@click.argument("path", required=False, type=click.Path())
+@click.option("-v", "--verbose", is_flag=True, help="List every case, not only the failures.")
+@click.option("-k", "keyword", default=None, help="Run only the cases whose name contains this text.")
+@user_errors
+def test_cmd(path: str | None, verbose: bool, keyword: str | None) -> None:
+    """Run policy test cases (YAML files; default: policies/tests). Exit 1 if any fails."""
+    from policydsl.testing import Runner, discover, load_cases
+
+    root = Path(path) if path else _default_tests()
+    runner = Runner()
+    passed = failed = 0
+    for f in discover(root):
+        for case in load_cases(f):
+            if keyword and keyword not in case.name:
+                continue
+            outcome = runner.run(case)
+            if outcome.ok:
+                passed += 1
+                if verbose:
+                    click.echo(f"PASS {case.id}  {case.name}")
+                continue
+            failed += 1
+            click.echo(f"FAIL {case.id}  {case.name}")
+            for line in outcome.failures:
+                click.echo("     " + line.replace("\n", "\n     "))
+    click.echo(f"{passed} passed, {failed} failed")
+    if failed or not passed:
+        if not passed and not failed:
+            click.echo(f"no test cases found under {root}", err=True)
+        sys.exit(1)
+
+
+def _default_tests() -> Path:
+    local = Path("policies/tests")
+    if local.is_dir():
+        return local
+    return default_policy_path().parent / "tests"
+
+
+@main.command("schema")
+@POLICY_OPTION
+@user_errors
+def schema_cmd(policy_path: str | None) -> None:
+    """Print the JSON Schema of the household input, derived from the policy's declarations."""
+    from policydsl.schema import household_schema
+
+    click.echo(json.dumps(household_schema(load_policy(policy_path)), ensure_ascii=False, indent=2))
+
+
+if __name__ == "__main__":
+    main()

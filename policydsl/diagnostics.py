@@ -1,0 +1,112 @@
+"""Diagnostics: located, coded messages about a policy file, and the errors that carry them.
+
+Every problem a user can cause ends up as one of the exceptions here, never as a Python traceback.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+
+from .nodes import Span
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One finding of the parser or checker: ``severity`` is "error" or "warning"."""
+
+    code: str
+    severity: str
+    message: str
+    span: Span
+    hint: str | None = None
+
+    def render(self, source: str | None = None) -> str:
+        """``file:line:col: error[E100]: message``, then the source line with a caret, then the hint."""
+        out = [f"{self.span}: {self.severity}[{self.code}]: {self.message}"]
+        if source is not None and self.span.line > 0:
+            out.extend(excerpt(source, self.span))
+        if self.hint:
+            out.append(f"  help: {self.hint}")
+        return "\n".join(out)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "message": self.message,
+            "file": self.span.file,
+            "line": self.span.line,
+            "column": self.span.column,
+            "end_line": self.span.end_line,
+            "end_column": self.span.end_column,
+            "hint": self.hint,
+        }
+
+
+def display_width(text: str) -> int:
+    """Terminal columns taken by ``text``: CJK and full-width characters count twice."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def excerpt(source: str, span: Span) -> list[str]:
+    """The span's first line with a caret under the span, aligned for wide characters."""
+    lines = source.splitlines()
+    if not 1 <= span.line <= len(lines):
+        return []
+    text = lines[span.line - 1].expandtabs(1)
+    start = span.column - 1
+    end = span.end_column - 1 if span.end_line == span.line else len(text)
+    end = max(end, start + 1)
+    gutter = f"{span.line:>5} | "
+    pad = " " * (len(gutter) - 2) + "| "
+    marker = " " * display_width(text[:start]) + "^" * max(1, display_width(text[start:end]))
+    return [gutter + text, pad + marker]
+
+
+class PolicyDslError(Exception):
+    """Base of every error a user can cause; its ``str`` is the message to show."""
+
+    exit_code = 2
+
+
+class PolicyError(PolicyDslError):
+    """The policy file is invalid: carries every diagnostic found (errors and warnings)."""
+
+    exit_code = 1
+
+    def __init__(self, diagnostics: list[Diagnostic], source: str | None = None) -> None:
+        self.diagnostics = diagnostics
+        self.source = source
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        body = "\n".join(d.render(self.source) for d in self.diagnostics)
+        errors = sum(d.severity == "error" for d in self.diagnostics)
+        return f"{body}\n{errors} error{'s' if errors != 1 else ''} in the policy"
+
+
+@dataclass(frozen=True, slots=True)
+class InputProblem:
+    """One problem in a household document: where (a JSON path) and what was expected."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path or '(the document)'}: {self.message}"
+
+
+class HouseholdError(PolicyDslError):
+    """The household input is invalid; lists every problem with its JSON path."""
+
+    def __init__(self, problems: list[InputProblem], source: str = "household") -> None:
+        self.problems = problems
+        self.source = source
+        lines = [f"{source}: invalid household ({len(problems)} problem{'s' if len(problems) != 1 else ''})"]
+        lines += [f"  {p}" for p in problems]
+        super().__init__("\n".join(lines))
+
+
+class UsageError(PolicyDslError):
+    """A bad flag, file or date given on the command line or to the library."""

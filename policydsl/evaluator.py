@@ -1,0 +1,560 @@
+"""Evaluation: a checked policy and a validated household → a result with an optional trace.
+
+Expressions are compiled once per policy into Python closures (no ``eval``); the same closures serve
+every household. Arithmetic is exact (Fraction); a missing fact is an ``Unknown`` value and the logic is
+three-valued (false ∧ unknown = false, true ∨ unknown = true), as spec §8 requires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from fractions import Fraction
+from typing import Any
+
+from . import nodes as n
+from .checker import CheckedPolicy
+from .diagnostics import PolicyDslError, UsageError
+from .household import Household
+from .values import RecordValue, Series, Unknown, format_amount, merge
+
+Fn = Callable[["Ctx"], Any]
+_UNSET = object()
+
+
+class EvaluationError(PolicyDslError):
+    """The policy cannot be applied to this household (e.g. a division by zero in a rule)."""
+
+    exit_code = 1
+
+
+@dataclass
+class ComparisonEvent:
+    """One comparison as it was evaluated: both sides, the outcome, and the loop variables then bound."""
+
+    node: n.Compare
+    left: Any
+    right: Any
+    outcome: Any
+    bindings: dict[str, Any]
+
+
+@dataclass
+class Ctx:
+    """Per-household evaluation state."""
+
+    inputs: dict[str, Any]
+    params: dict[str, Fraction]
+    as_of: date
+    defs: dict[str, Any] = field(default_factory=dict)
+    vars: dict[str, Any] = field(default_factory=dict)
+    events: list[ComparisonEvent] | None = None
+
+
+# ---------------------------------------------------------------- three-valued helpers
+
+
+def and3(a: Any, b: Any) -> Any:
+    if a is False or b is False:
+        return False
+    if a is True and b is True:
+        return True
+    return merge(a, b)
+
+
+def or3(a: Any, b: Any) -> Any:
+    if a is True or b is True:
+        return True
+    if a is False and b is False:
+        return False
+    return merge(a, b)
+
+
+def not3(a: Any) -> Any:
+    return a if isinstance(a, Unknown) else not a
+
+
+def months_before(anchor: date, count: int) -> tuple[str, ...]:
+    """The ``count`` calendar months before the month of ``anchor``, oldest first, as YYYY-MM."""
+    index = anchor.year * 12 + anchor.month - 1
+    return tuple(f"{i // 12:04d}-{i % 12 + 1:02d}" for i in range(index - count, index))
+
+
+# ---------------------------------------------------------------- compiling expressions
+
+
+class Compiler:
+    """Compiles expressions to closures; ``traced`` closures also record every comparison."""
+
+    def __init__(self, policy: CheckedPolicy, traced: bool) -> None:
+        self.policy = policy
+        self.traced = traced
+        self.defs: dict[str, Fn] = {}
+
+    def definition(self, name: str) -> Fn:
+        fn = self.defs.get(name)
+        if fn is None:
+            decl = self.policy.symbols[name].decl
+            assert isinstance(decl, n.Definition)
+            fn = self.defs[name] = self.compile(decl.expr, frozenset())  # the checker ruled out cycles
+        return fn
+
+    def compile(self, e: n.Expr, local: frozenset[str]) -> Fn:  # noqa: C901 - one case per node kind
+        if isinstance(e, (n.Number, n.Money)):
+            value = e.value
+            return lambda c: value
+        if isinstance(e, (n.Text, n.DateLiteral, n.Boolean)):
+            lit = e.value
+            return lambda c: lit
+        if isinstance(e, n.Name):
+            return self.name(e, local)
+        if isinstance(e, n.Call):
+            arg = self.compile(e.argument, local)
+            factor = Fraction(12) if e.function == "annual" else Fraction(1, 12)
+
+            def call(c: Ctx) -> Any:
+                v = arg(c)
+                return v if isinstance(v, Unknown) else v * factor
+            return call
+        if isinstance(e, n.SetLiteral):
+            members = frozenset(i.name for i in e.items if isinstance(i, n.Name))
+            return lambda c: members
+        if isinstance(e, n.Index):
+            target, index = self.compile(e.target, local), self.compile(e.index, local)
+
+            def at(c: Ctx) -> Any:
+                s, m = target(c), index(c)
+                if isinstance(s, Unknown) or isinstance(m, Unknown):
+                    return merge(s, m)
+                return s.at(m)
+            return at
+        if isinstance(e, n.FieldAccess):
+            target, fname = self.compile(e.target, local), e.name
+
+            def get(c: Ctx) -> Any:
+                r = target(c)
+                return r if isinstance(r, Unknown) else r.get(fname)
+            return get
+        if isinstance(e, n.Negate):
+            operand = self.compile(e.operand, local)
+            return lambda c: (lambda v: v if isinstance(v, Unknown) else -v)(operand(c))
+        if isinstance(e, n.BinOp):
+            return self.binop(e, local)
+        if isinstance(e, n.Compare):
+            return self.compare(e, local)
+        if isinstance(e, n.Member):
+            el, coll, neg = self.compile(e.element, local), self.compile(e.collection, local), e.negated
+
+            def member(c: Ctx) -> Any:
+                x, s = el(c), coll(c)
+                if isinstance(x, Unknown) or isinstance(s, Unknown):
+                    return merge(x, s)
+                return (x in s) != neg
+            return member
+        if isinstance(e, n.HasAny):
+            left, right, every = self.compile(e.left, local), self.compile(e.right, local), e.all
+
+            def has(c: Ctx) -> Any:
+                a, b = left(c), right(c)
+                if isinstance(a, Unknown) or isinstance(b, Unknown):
+                    return merge(a, b)
+                return b <= a if every else not a.isdisjoint(b)
+            return has
+        if isinstance(e, n.IsEmpty):
+            operand, neg = self.compile(e.operand, local), e.negated
+
+            def empty(c: Ctx) -> Any:
+                v = operand(c)
+                return v if isinstance(v, Unknown) else (len(v) == 0) != neg
+            return empty
+        if isinstance(e, n.Not):
+            operand = self.compile(e.operand, local)
+            return lambda c: not3(operand(c))
+        if isinstance(e, n.And):
+            left, right = self.compile(e.left, local), self.compile(e.right, local)
+
+            def and_(c: Ctx) -> Any:
+                a = left(c)
+                if a is False:
+                    return False
+                return and3(a, right(c))
+            return and_
+        if isinstance(e, n.Or):
+            left, right = self.compile(e.left, local), self.compile(e.right, local)
+
+            def or_(c: Ctx) -> Any:
+                a = left(c)
+                if a is True:
+                    return True
+                return or3(a, right(c))
+            return or_
+        if isinstance(e, n.Quantified):
+            return self.quantified(e, local)
+        if isinstance(e, n.Window):
+            anchor, count = self.compile(e.anchor, local), e.months
+
+            def window(c: Ctx) -> Any:
+                d = anchor(c)
+                return d if isinstance(d, Unknown) else months_before(d, count)
+            return window
+        if isinstance(e, n.Aggregate):
+            return self.aggregate(e, local)
+        if isinstance(e, n.Count):
+            operand = self.compile(e.operand, local)
+
+            def count(c: Ctx) -> Any:
+                v = operand(c)
+                return v if isinstance(v, Unknown) else Fraction(len(v))
+            return count
+        raise AssertionError(f"unhandled node {type(e).__name__}")
+
+    def name(self, e: n.Name, local: frozenset[str]) -> Fn:
+        name = e.name
+        if name in local:
+            return lambda c: c.vars[name]
+        if name == "as_of":
+            return lambda c: c.as_of
+        sym = self.policy.symbols[name]
+        if sym.kind == "input":
+            return lambda c: _input(c, name)
+        if sym.kind == "parameter":
+            return lambda c: c.params[name]
+        if sym.kind == "member":
+            return lambda c: name
+        body = self.definition(name)
+
+        def definition(c: Ctx) -> Any:
+            v = c.defs.get(name, _UNSET)
+            if v is _UNSET:
+                v = c.defs[name] = body(c)
+            return v
+        return definition
+
+    def binop(self, e: n.BinOp, local: frozenset[str]) -> Fn:
+        left, right, op = self.compile(e.left, local), self.compile(e.right, local), e.op
+        span = e.span
+
+        def arith(c: Ctx) -> Any:
+            a, b = left(c), right(c)
+            if isinstance(a, Unknown) or isinstance(b, Unknown):
+                return merge(a, b)
+            if op == "+":
+                return a + b
+            if op == "-":
+                return a - b
+            if op == "*":
+                return a * b
+            if b == 0:
+                raise EvaluationError(f"{span}: division by zero while applying the policy")
+            return Fraction(a) / b
+        return arith
+
+    def compare(self, e: n.Compare, local: frozenset[str]) -> Fn:
+        left, right, op = self.compile(e.left, local), self.compile(e.right, local), e.op
+        test: Callable[[Any, Any], bool] = {
+            "<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
+            ">=": lambda a, b: a >= b, "=": lambda a, b: a == b, "!=": lambda a, b: a != b}[op]
+
+        def cmp(c: Ctx) -> Any:
+            a, b = left(c), right(c)
+            if isinstance(a, Unknown) or isinstance(b, Unknown):
+                return merge(a, b)
+            return test(a, b)
+        if not self.traced:
+            return cmp
+
+        def traced(c: Ctx) -> Any:
+            a, b = left(c), right(c)
+            out = merge(a, b) if isinstance(a, Unknown) or isinstance(b, Unknown) else test(a, b)
+            if c.events is not None:
+                c.events.append(ComparisonEvent(e, a, b, out, dict(c.vars)))
+            return out
+        return traced
+
+    def quantified(self, e: n.Quantified, local: frozenset[str]) -> Fn:
+        items, var, every = self.compile(e.iterable, local), e.var, e.every
+        body = self.compile(e.body, local | {var})
+        full = self.traced  # a trace shows every item, not only up to the deciding one
+
+        def quant(c: Ctx) -> Any:
+            seq = items(c)
+            if isinstance(seq, Unknown):
+                return seq
+            saved = c.vars.get(var, _UNSET)
+            result: Any = every
+            for item in seq:
+                c.vars[var] = item
+                v = body(c)
+                result = and3(result, v) if every else or3(result, v)
+                if not full and result is (not every):
+                    break
+            if saved is _UNSET:
+                c.vars.pop(var, None)
+            else:
+                c.vars[var] = saved
+            return result
+        return quant
+
+    def aggregate(self, e: n.Aggregate, local: frozenset[str]) -> Fn:
+        items, var, mean = self.compile(e.iterable, local), e.var, e.function == "mean"
+        body = self.compile(e.body, local | {var})
+
+        def agg(c: Ctx) -> Any:
+            seq = items(c)
+            if isinstance(seq, Unknown):
+                return seq
+            saved = c.vars.get(var, _UNSET)
+            total: Any = Fraction(0)
+            unknown: list[Unknown] = []
+            for item in seq:
+                c.vars[var] = item
+                v = body(c)
+                if isinstance(v, Unknown):
+                    unknown.append(v)
+                else:
+                    total += v
+            if saved is _UNSET:
+                c.vars.pop(var, None)
+            else:
+                c.vars[var] = saved
+            if unknown:
+                return merge(*unknown)
+            if mean:
+                return total / len(seq) if len(seq) else Unknown(frozenset())
+            return total
+        return agg
+
+
+def _input(c: Ctx, name: str) -> Any:
+    v = c.inputs.get(name)
+    return v if v is not None else Unknown(frozenset((name,)))
+
+
+# ---------------------------------------------------------------- results and traces
+
+
+@dataclass
+class ConditionTrace:
+    """One ``requires`` line: its outcome, the comparisons made and the named values it read."""
+
+    condition: n.Condition
+    outcome: Any
+    comparisons: list[ComparisonEvent]
+    values: dict[str, Any]
+
+
+@dataclass
+class RuleTrace:
+    rule: n.Rule
+    outcome: Any  # the rule's own conditions (True / False / Unknown)
+    result: Any  # after its gate (precondition, eligibility, earlier statuses)
+    conditions: list[ConditionTrace]
+
+
+@dataclass
+class Trace:
+    """Everything the evaluation decided and why; rendering it is the explanation stage's job."""
+
+    rules: list[RuleTrace]
+    definitions: dict[str, Any]
+    definition_events: dict[str, list[ComparisonEvent]]
+    parameters: dict[str, n.ParamValue]
+
+
+@dataclass
+class Result:
+    """The outcome for one household (spec §9), plus the trace when asked for."""
+
+    policy: CheckedPolicy
+    as_of: date
+    in_force: bool
+    eligible: bool | None
+    categories: list[str]
+    primary_category: str | None
+    undetermined: list[str]
+    measures: list[str]
+    status: str | None
+    missing: list[str]
+    values: dict[str, str]
+    exact_values: dict[str, Fraction]
+    parameters: dict[str, n.ParamValue]
+    warnings: list[str] = field(default_factory=list)
+    trace: Trace | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        header = self.policy.policy.header
+        return {
+            "policy": {"id": header.id, "title": header.title, "sha256": self.policy.sha256},
+            "as_of": self.as_of.isoformat(),
+            "in_force": self.in_force,
+            "eligible": self.eligible,
+            "categories": self.categories,
+            "primary_category": self.primary_category,
+            "undetermined": self.undetermined,
+            "measures": self.measures,
+            "status": self.status,
+            "missing": self.missing,
+            "values": self.values,
+        }
+
+
+def _tri(v: Any) -> bool | None:
+    return None if isinstance(v, Unknown) else bool(v)
+
+
+class Evaluator:
+    """A policy compiled for evaluation; call ``evaluate`` once per household."""
+
+    def __init__(self, policy: CheckedPolicy) -> None:
+        self.policy = policy
+        self.fast = Compiler(policy, traced=False)
+        self.slow = Compiler(policy, traced=True)
+        self.rules = {traced: self._compile_rules(c) for traced, c in ((False, self.fast), (True, self.slow))}
+        self.reports = {traced: [(name, self._value_fn(c, name)) for name in policy.report]
+                        for traced, c in ((False, self.fast), (True, self.slow))}
+
+    def _compile_rules(self, comp: Compiler) -> dict[int, list[Fn]]:
+        rules = [r for r in (self.policy.precondition, *self.policy.categories, *self.policy.measures,
+                             self.policy.status_precondition, *self.policy.statuses) if r is not None]
+        return {id(r): [comp.compile(cond.expr, frozenset()) for cond in r.conditions] for r in rules}
+
+    def _value_fn(self, comp: Compiler, name: str) -> Fn:
+        sym = self.policy.symbols[name]
+        if sym.kind == "parameter":
+            return lambda c: c.params[name]
+        return comp.name(n.Name(n.NOWHERE, name), frozenset())
+
+    def parameter_values(self, as_of: date) -> dict[str, n.ParamValue]:
+        """The value of every parameter in force on ``as_of``; a date before the first value is an error."""
+        out: dict[str, n.ParamValue] = {}
+        for p in self.policy.policy.parameters:
+            applicable = [v for v in p.values if v.start <= as_of]
+            if not applicable:
+                first = p.values[0].start
+                raise UsageError(f"the assessment date {as_of} is before the first value of '{p.name}' "
+                                 f"({p.label or p.name}), which applies from {first}; choose a date from {first}")
+            out[p.name] = applicable[-1]
+        return out
+
+    def evaluate(self, household: Household, as_of: date | None = None, trace: bool = False) -> Result:
+        """Evaluate one household; ``as_of`` (e.g. from --as-of) wins over the household's own date."""
+        day = as_of or household.as_of or date.today()
+        params = self.parameter_values(day)
+        ctx = Ctx(household.values, {k: v.value for k, v in params.items()}, day)
+        fns = self.rules[trace]
+        traces: list[RuleTrace] = []
+        definitions: dict[str, Any] = {}
+        definition_events: dict[str, list[ComparisonEvent]] = {}
+        if trace:
+            for d in self.policy.policy.definitions:
+                ctx.events = []
+                definitions[d.name] = self.slow.name(n.Name(n.NOWHERE, d.name), frozenset())(ctx)
+                definition_events[d.name] = ctx.events
+
+        def own(rule: n.Rule) -> tuple[Any, list[ConditionTrace]]:
+            result: Any = True
+            conds: list[ConditionTrace] = []
+            for cond, fn in zip(rule.conditions, fns[id(rule)], strict=True):
+                if trace:
+                    ctx.events = []
+                    v = fn(ctx)
+                    conds.append(ConditionTrace(cond, v, ctx.events, self._named_values(cond, ctx)))
+                    result = and3(result, v)
+                else:
+                    result = and3(result, fn(ctx))
+                    if result is False:
+                        break
+            return result, conds
+
+        def record(rule: n.Rule, own_value: tuple[Any, list[ConditionTrace]], result: Any) -> None:
+            if trace:
+                traces.append(RuleTrace(rule, own_value[0], result, own_value[1]))
+
+        pol = self.policy
+        pre: Any = True
+        if pol.precondition is not None:
+            o = own(pol.precondition)
+            pre = o[0]
+            record(pol.precondition, o, pre)
+        categories: list[str] = []
+        undetermined: list[str] = []
+        missing: set[str] = set()
+        eligible: Any = False
+        for rule in pol.categories:
+            o = own(rule)
+            r = and3(pre, o[0])
+            record(rule, o, r)
+            eligible = or3(eligible, r)
+            if r is True:
+                categories.append(rule.id)
+            elif isinstance(r, Unknown):
+                undetermined.append(rule.id)
+                missing |= r.paths
+        measures: list[str] = []
+        for rule in pol.measures:
+            if eligible is False and not trace:
+                continue
+            o = own(rule)
+            r = and3(eligible, o[0])
+            record(rule, o, r)
+            if r is True:
+                measures.append(rule.id)
+            elif isinstance(r, Unknown):
+                undetermined.append(rule.id)
+                missing |= r.paths
+        status: str | None = None
+        gate: Any = True if pol.statuses else False
+        if pol.status_precondition is not None:
+            o = own(pol.status_precondition)
+            gate = o[0]
+            record(pol.status_precondition, o, gate)
+        not_before: Any = True
+        for rule in pol.statuses:
+            if gate is False and not trace:
+                break
+            o = own(rule)
+            r = and3(and3(gate, not_before), o[0])
+            record(rule, o, r)
+            if r is True and status is None:
+                status = rule.id
+            elif isinstance(r, Unknown):
+                undetermined.append(rule.id)
+                missing |= r.paths
+            not_before = and3(not_before, not3(o[0]))
+        values: dict[str, str] = {}
+        exact: dict[str, Fraction] = {}
+        for name, fn in self.reports[trace]:
+            v = fn(ctx)
+            if not isinstance(v, Unknown):
+                exact[name] = v
+                values[name] = format_amount(v)
+        force = pol.policy.header.in_force
+        in_force = force is None or force[0] <= day <= force[1]
+        result = Result(pol, day, in_force, _tri(eligible), categories, categories[0] if categories else None,
+                        undetermined, measures, status, sorted(missing), values, exact, params,
+                        list(household.warnings))
+        if trace:
+            result.trace = Trace(traces, definitions, definition_events, params)
+        return result
+
+    def _named_values(self, cond: n.Condition, ctx: Ctx) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for node in cond.expr.walk():
+            if isinstance(node, n.Name) and node.name in self.policy.symbols and node.name not in out:
+                sym = self.policy.symbols[node.name]
+                if sym.kind == "member":
+                    continue
+                if sym.kind == "definition":
+                    out[node.name] = ctx.defs.get(node.name)
+                elif sym.kind == "parameter":
+                    out[node.name] = ctx.params[node.name]
+                elif sym.kind == "builtin":
+                    out[node.name] = ctx.as_of
+                else:
+                    out[node.name] = ctx.inputs.get(node.name, Unknown(frozenset((node.name,))))
+        return out
+
+
+__all__ = ["Evaluator", "Result", "Trace", "RuleTrace", "ConditionTrace", "ComparisonEvent", "EvaluationError",
+           "RecordValue", "Series"]

@@ -1,0 +1,283 @@
+"""Reading a household: JSON text → validated runtime values, driven only by the policy's input declarations.
+
+Every problem names its JSON path (``members``, ``hardship_causes[0]``, ``income_history.2019-13``); all
+problems of a document are reported together and no partial household is ever returned.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+from typing import Any
+
+from . import nodes as n
+from .checker import CheckedPolicy
+from .diagnostics import HouseholdError, InputProblem
+from .values import RecordValue, Series, Unknown
+
+MONTH_KEY = re.compile(r"^(\d{4})-(\d{2})$")
+MONEY_TEXT = re.compile(r"^-?\d+(\.\d+)?$")
+DATE_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class NonFinite:
+    """Stands for NaN/Infinity found by the JSON reader, so the validator can name its path."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+@dataclass
+class Household:
+    """Validated inputs by name; an absent fact is simply not there (it reads as Unknown)."""
+
+    values: dict[str, Any]
+    as_of: date | None
+    warnings: list[str] = field(default_factory=list)
+
+
+def load_json(text: str, source: str = "household") -> Any:
+    """Parse JSON text keeping numbers exact (no float ever) and NaN/Infinity visible to the validator."""
+    try:
+        return json.loads(text, parse_float=Decimal, parse_constant=NonFinite)
+    except json.JSONDecodeError as exc:
+        raise HouseholdError([InputProblem("", f"not valid JSON at line {exc.lineno}, column {exc.colno}: "
+                                               f"{exc.msg}")], source) from None
+    except RecursionError:
+        raise HouseholdError([InputProblem("", "not valid JSON: nested too deeply")], source) from None
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, Decimal, float)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f'the text "{value}"' if len(value) < 40 else "a text"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, NonFinite):
+        return value.text
+    if isinstance(value, date):
+        return f"the date {value}"
+    return type(value).__name__
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+class Validator:
+    """Converts one household document according to the checked policy's declarations."""
+
+    def __init__(self, policy: CheckedPolicy) -> None:
+        self.policy = policy
+        self.inputs = {i.name: i for i in policy.policy.inputs}
+        self.problems: list[InputProblem] = []
+        self.warnings: list[str] = []
+
+    def fail(self, path: str, message: str) -> None:
+        self.problems.append(InputProblem(path, message))
+
+    def household(self, doc: Any, source: str) -> Household:
+        if not isinstance(doc, dict):
+            raise HouseholdError([InputProblem("", f"a household must be a JSON object, not {_kind(doc)}")], source)
+        values: dict[str, Any] = {}
+        as_of: date | None = None
+        for key, raw in doc.items():
+            if not isinstance(key, str):
+                key = str(key)
+            if key == "as_of":
+                as_of = self.date(raw, key) if raw is not None else None
+                continue
+            decl = self.inputs.get(key)
+            if decl is None:
+                close = difflib.get_close_matches(key, list(self.inputs), n=1)
+                self.warnings.append(f"{key}: not an input of this policy, ignored"
+                                     + (f" (did you mean '{close[0]}'?)" if close else ""))
+                continue
+            if raw is None:
+                continue  # null is the same as absent: a missing fact
+            value = self.value(raw, decl.type, key)
+            if value is not None:
+                values[key] = value
+        for name, decl in self.inputs.items():
+            if name not in values:
+                empty = self.empty(decl.type, name)
+                if empty is not None:
+                    values[name] = empty
+        if self.problems:
+            raise HouseholdError(self.problems, source)
+        return Household(values, as_of, self.warnings)
+
+    def empty(self, te: n.TypeExpr, path: str) -> Any:
+        """What an absent container reads as: its own facts are then missing one by one."""
+        if te.kind == "monthly":
+            return Series(path, {})
+        if te.kind == "named" and te.of in self.policy.records:
+            fields = self.policy.records[te.of].fields
+            inner = {f.name: self.empty(f.type, _join(path, f.name)) for f in fields}
+            return RecordValue(path, {k: v for k, v in inner.items() if v is not None})
+        return None
+
+    def value(self, raw: Any, te: n.TypeExpr, path: str) -> Any:  # noqa: C901 - one case per declared type
+        kind = te.kind
+        if kind in ("money", "count", "number"):
+            return self.number(raw, te, path)
+        if kind == "boolean":
+            if not isinstance(raw, bool):
+                self.fail(path, f"expected true or false, got {_kind(raw)}")
+                return None
+            return raw
+        if kind == "text":
+            if not isinstance(raw, str):
+                self.fail(path, f"expected a text, got {_kind(raw)}")
+                return None
+            return raw
+        if kind == "date":
+            return self.date(raw, path)
+        if kind == "monthly":
+            if not isinstance(raw, dict):
+                self.fail(path, f'expected an object of monthly amounts such as {{"2019-03": 1500}}, got {_kind(raw)}')
+                return None
+            data: dict[str, Fraction] = {}
+            for key, amount in raw.items():
+                key = str(key)
+                m = MONTH_KEY.match(key)
+                if not m or not 1 <= int(m.group(2)) <= 12:
+                    self.fail(_join(path, key), f'"{key}" is not a month; write months as YYYY-MM, e.g. "2019-03"')
+                    continue
+                if amount is None:
+                    continue
+                v = self.number(amount, n.TypeExpr(te.span, "money", "month", None, te.minimum), _join(path, key))
+                if v is not None:
+                    data[key] = v
+            return Series(path, data)
+        if kind == "set":
+            if not isinstance(raw, list):
+                self.fail(path, f"expected a list of {te.of} values, got {_kind(raw)}")
+                return None
+            members: set[str] = set()
+            for i, item in enumerate(raw):
+                v = self.enum(item, te.of or "", f"{path}[{i}]")
+                if v is not None:
+                    members.add(v)
+            return frozenset(members)
+        if kind == "list":
+            if not isinstance(raw, list):
+                self.fail(path, f"expected a list of {te.of}, got {_kind(raw)}")
+                return None
+            items = [self.record(item, te.of or "", f"{path}[{i}]") for i, item in enumerate(raw)]
+            return tuple(items)
+        if kind == "named":
+            if te.of in self.policy.enums:
+                return self.enum(raw, te.of, path)
+            return self.record(raw, te.of or "", path)
+        raise AssertionError(kind)
+
+    def number(self, raw: Any, te: n.TypeExpr, path: str) -> Fraction | None:
+        what = {"money": "an amount in 元", "count": "a whole number", "number": "a number"}[te.kind]
+        value: Fraction
+        if isinstance(raw, bool) or raw is None:
+            self.fail(path, f"expected {what}, got {_kind(raw)}")
+            return None
+        if isinstance(raw, NonFinite):
+            self.fail(path, f"{raw.text} is not a number; expected {what}")
+            return None
+        if isinstance(raw, int):
+            value = Fraction(raw)
+        elif isinstance(raw, (Decimal, float)):
+            try:
+                if isinstance(raw, float):
+                    raw = Decimal(repr(raw))
+                if not raw.is_finite():
+                    self.fail(path, f"{raw} is not a number; expected {what}")
+                    return None
+                value = Fraction(raw)
+            except (InvalidOperation, ValueError, OverflowError):
+                self.fail(path, f"expected {what}, got {_kind(raw)}")
+                return None
+        elif isinstance(raw, str) and te.kind == "money" and MONEY_TEXT.match(raw.strip()):
+            value = Fraction(raw.strip())
+        else:
+            self.fail(path, f"expected {what}, got {_kind(raw)}")
+            return None
+        if te.kind == "count" and value.denominator != 1:
+            self.fail(path, f"expected a whole number, got {raw}: a count cannot have a fraction")
+            return None
+        if te.minimum is not None and value < te.minimum:
+            self.fail(path, f"must be at least {te.minimum}, got {raw}")
+            return None
+        return value
+
+    def date(self, raw: Any, path: str) -> date | None:
+        if isinstance(raw, date):
+            return raw
+        if isinstance(raw, str) and DATE_TEXT.match(raw):
+            try:
+                return date.fromisoformat(raw)
+            except ValueError:
+                self.fail(path, f'"{raw}" is not a real date')
+                return None
+        self.fail(path, f"expected a date written YYYY-MM-DD, got {_kind(raw)}")
+        return None
+
+    def enum(self, raw: Any, enum_name: str, path: str) -> str | None:
+        enum = self.policy.enums[enum_name]
+        names = [m.name for m in enum.members]
+        if isinstance(raw, str) and raw in names:
+            return raw
+        listing = ", ".join(f"{m.name} ({m.label})" for m in enum.members)
+        if isinstance(raw, str):
+            by_label = next((m.name for m in enum.members if m.label == raw), None)
+            close = difflib.get_close_matches(raw, names, n=1)
+            hint = f" — did you mean '{by_label or close[0]}'?" if by_label or close else ""
+            self.fail(path, f'unknown {enum_name} "{raw}"{hint}; expected one of: {listing}')
+        else:
+            self.fail(path, f"expected one {enum_name} value as a text, got {_kind(raw)}; one of: {listing}")
+        return None
+
+    def record(self, raw: Any, record_name: str, path: str) -> RecordValue | None:
+        rec = self.policy.records[record_name]
+        if not isinstance(raw, dict):
+            self.fail(path, f"expected an object ({rec.label or rec.name}), got {_kind(raw)}")
+            return None
+        fields = {f.name: f for f in rec.fields}
+        data: dict[str, Any] = {}
+        for key, item in raw.items():
+            key = str(key)
+            f = fields.get(key)
+            if f is None:
+                close = difflib.get_close_matches(key, list(fields), n=1)
+                self.warnings.append(f"{_join(path, key)}: not a field of {rec.name}, ignored"
+                                     + (f" (did you mean '{close[0]}'?)" if close else ""))
+                continue
+            if item is None:
+                continue
+            v = self.value(item, f.type, _join(path, key))
+            if v is not None:
+                data[key] = v
+        for name, f in fields.items():
+            if name not in data:
+                empty = self.empty(f.type, _join(path, name))
+                if empty is not None:
+                    data[name] = empty
+        return RecordValue(path, data)
+
+
+def read_household(policy: CheckedPolicy, doc: Any, source: str = "household") -> Household:
+    """Validate an already-parsed document (dict) against the policy's declarations."""
+    return Validator(policy).household(doc, source)
+
+
+def is_missing(value: Any) -> bool:
+    return isinstance(value, Unknown)

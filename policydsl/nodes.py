@@ -1,0 +1,345 @@
+"""AST of a policy: frozen dataclasses, each carrying the source span it came from.
+
+The parser builds these from the Lark parse tree; nothing downstream sees Lark objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields
+from datetime import date
+from fractions import Fraction
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """Where a node sits in its file (1-based lines and columns, end exclusive)."""
+
+    file: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    start: int  # character offsets into the file text
+    end: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+NOWHERE = Span("<builtin>", 0, 0, 0, 0, 0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """Base of every AST node."""
+
+    span: Span = field(compare=False, repr=False)
+
+    def children(self) -> Iterator[Node]:
+        """The direct child nodes, in source order."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Node):
+                yield value
+            elif isinstance(value, tuple):
+                yield from (v for v in value if isinstance(v, Node))
+
+    def walk(self) -> Iterator[Node]:
+        """This node and all its descendants, depth first."""
+        yield self
+        for child in self.children():
+            yield from child.walk()
+
+
+# ---------------------------------------------------------------- expressions
+
+
+@dataclass(frozen=True, slots=True)
+class Expr(Node):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Number(Expr):
+    value: Fraction
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Money(Expr):
+    """A literal amount in 元, e.g. ``560 元``."""
+
+    value: Fraction
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Text(Expr):
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class DateLiteral(Expr):
+    value: date
+
+
+@dataclass(frozen=True, slots=True)
+class Boolean(Expr):
+    value: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Name(Expr):
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Expr):
+    """A built-in conversion such as ``annual(x)`` or ``monthly(x)``."""
+
+    function: str
+    argument: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class SetLiteral(Expr):
+    items: tuple[Expr, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Index(Expr):
+    """``series[month]``: one month of a monthly series."""
+
+    target: Expr
+    index: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class FieldAccess(Expr):
+    target: Expr
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Negate(Expr):
+    operand: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class BinOp(Expr):
+    """Arithmetic: ``op`` is one of + - * /."""
+
+    op: str
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class Compare(Expr):
+    """A comparison; ``word`` keeps the legal boundary word (低于, 以内, …) when one was written."""
+
+    op: str  # one of < <= > >= = !=
+    left: Expr
+    right: Expr
+    word: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Member(Expr):
+    """``x in S`` (or ``x not in S``)."""
+
+    element: Expr
+    collection: Expr
+    negated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HasAny(Expr):
+    """``S has any of T`` (or ``has all of``)."""
+
+    left: Expr
+    right: Expr
+    all: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IsEmpty(Expr):
+    operand: Expr
+    negated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Not(Expr):
+    operand: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class And(Expr):
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class Or(Expr):
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class Quantified(Expr):
+    """``every m in W: body`` / ``any m in W: body``."""
+
+    every: bool
+    var: str
+    iterable: Expr
+    body: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class Window(Expr):
+    """``last N months before D``: the N calendar months before the month of D."""
+
+    months: int
+    anchor: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregate(Expr):
+    """``mean of E for m in W`` / ``sum of E for m in W``."""
+
+    function: str  # "mean" | "sum"
+    body: Expr
+    var: str
+    iterable: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class Count(Expr):
+    """``count of L``: the number of items of a list or set."""
+
+    operand: Expr
+
+
+# ---------------------------------------------------------------- declarations
+
+
+@dataclass(frozen=True, slots=True)
+class TypeExpr(Node):
+    """A declared type: kind is money, monthly, count, number, boolean, date, text, set, list or named."""
+
+    kind: str
+    period: str | None = None  # money: "month", "year" or None (an amount held, not a flow)
+    of: str | None = None  # set/list element type, or the named type
+    minimum: Fraction | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Header(Node):
+    id: str
+    title: str | None
+    jurisdiction: str | None
+    in_force: tuple[date, date] | None
+    source: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ParamValue(Node):
+    start: date
+    value: Fraction
+    text: str
+    confirmed: bool | None  # None: provenance not stated
+    note: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Parameter(Node):
+    name: str
+    label: str | None
+    type: TypeExpr
+    unit: str | None
+    values: tuple[ParamValue, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EnumMember(Node):
+    name: str
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class Enum(Node):
+    name: str
+    label: str | None
+    members: tuple[EnumMember, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordField(Node):
+    name: str
+    label: str | None
+    type: TypeExpr
+
+
+@dataclass(frozen=True, slots=True)
+class Record(Node):
+    name: str
+    label: str | None
+    fields: tuple[RecordField, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Input(Node):
+    name: str
+    label: str | None
+    type: TypeExpr
+
+
+@dataclass(frozen=True, slots=True)
+class Definition(Node):
+    name: str
+    label: str | None
+    expr: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class ReportName(Node):
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Report(Node):
+    names: tuple[ReportName, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Condition(Node):
+    expr: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class Rule(Node):
+    """A precondition, category, measure, status precondition or status.
+
+    ``mode`` is "conditions" (all must hold), "always" or "otherwise" (status only).
+    """
+
+    kind: str
+    id: str
+    label: str | None
+    clause: str | None
+    conditions: tuple[Condition, ...]
+    mode: str = "conditions"
+
+
+@dataclass(frozen=True, slots=True)
+class Policy(Node):
+    header: Header
+    parameters: tuple[Parameter, ...]
+    enums: tuple[Enum, ...]
+    records: tuple[Record, ...]
+    inputs: tuple[Input, ...]
+    definitions: tuple[Definition, ...]
+    reports: tuple[Report, ...]
+    rules: tuple[Rule, ...]
+    source: str = field(compare=False, repr=False, default="")

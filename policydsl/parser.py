@@ -1,0 +1,467 @@
+"""Parsing: policy text → Lark parse tree → policydsl AST (``nodes``), with syntax errors in words."""
+
+from __future__ import annotations
+
+from datetime import date
+from fractions import Fraction
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from . import nodes as n
+from .diagnostics import Diagnostic, PolicyError
+
+# How expected terminals are named to a policy officer.
+_TERMINAL_WORDS = {
+    "NAME": "a name",
+    "DOTTED_NAME": "a dotted id (e.g. housing.security)",
+    "STRING": 'a quoted text ("…")',
+    "NUMBER": "a number",
+    "PERCENT": "a percentage (e.g. 150%)",
+    "DATE": "a date (YYYY-MM-DD)",
+    "CMP_OP": "a comparison (< <= > >=)",
+    "EQ": "'='",
+    "PREFIX_BOUND": "a boundary word (低于 不满 超过 达到)",
+    "POSTFIX_BOUND": "a boundary word (以上 以下 以内)",
+    "PLUS": "'+'",
+    "MINUS": "'-'",
+    "TIMES": "'*'",
+    "DIVIDE": "'/'",
+    "$END": "the end of the file",
+}
+_EXPRESSION_START = {"NAME", "NUMBER", "STRING", "LPAR"}
+_STATEMENT_KEYWORDS = ["parameter", "enum", "record", "input", "define", "report", "precondition", "category",
+                       "measure", "status"]
+
+
+@cache
+def _parser() -> Lark:
+    grammar = resources.files("policydsl").joinpath("grammar.lark").read_text(encoding="utf-8")
+    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False)
+
+
+def _span(file: str, meta: Any) -> n.Span:
+    return n.Span(file, meta.line, meta.column, meta.end_line, meta.end_column, meta.start_pos, meta.end_pos)
+
+
+def _tok_span(file: str, tok: Token) -> n.Span:
+    return n.Span(file, tok.line or 0, tok.column or 0, tok.end_line or 0, tok.end_column or 0,
+                  tok.start_pos or 0, tok.end_pos or 0)
+
+
+def _string(tok: Token) -> str:
+    return str(tok)[1:-1]
+
+
+def _date(file: str, tok: Token) -> date:
+    try:
+        return date.fromisoformat(str(tok))
+    except ValueError:
+        raise PolicyError([Diagnostic("E002", "error", f"'{tok}' is not a real date", _tok_span(file, tok),
+                                      "write dates as YYYY-MM-DD, e.g. 2019-08-12")]) from None
+
+
+_OPS = {"<": "<", "<=": "<=", "≤": "<=", ">": ">", ">=": ">=", "≥": ">=", "=": "=", "!=": "!=", "≠": "!=",
+        "低于": "<", "不满": "<", "超过": ">", "达到": ">=", "届满": ">=",
+        "以上": ">=", "以下": "<=", "以内": "<=",
+        "+": "+", "-": "-", "*": "*", "×": "*", "/": "/", "÷": "/"}
+
+
+@v_args(meta=True)
+class ToAst(Transformer):
+    """Turns the parse tree into AST nodes; run after parsing so positions survive."""
+
+    def __init__(self, file: str) -> None:
+        super().__init__()
+        self.file = file
+
+    def _s(self, meta: Any) -> n.Span:
+        return _span(self.file, meta)
+
+    # -- header and top level
+    def start(self, meta: Any, items: list[Any]) -> n.Policy:
+        header, *stmts = items
+        groups: dict[type, list[Any]] = {k: [] for k in
+                                         (n.Parameter, n.Enum, n.Record, n.Input, n.Definition, n.Report, n.Rule)}
+        for s in stmts:
+            groups[type(s)].append(s)
+        return n.Policy(self._s(meta), header, *(tuple(groups[k]) for k in groups))
+
+    def header(self, meta: Any, items: list[Any]) -> n.Header:
+        name, *rest = items
+        fields: dict[str, Any] = {"title": None, "jurisdiction": None, "in_force": None, "source": None}
+        for key, value in rest:
+            fields[key] = value
+        return n.Header(self._s(meta), str(name), **fields)
+
+    def title(self, meta: Any, items: list[Any]) -> tuple[str, Any]:
+        return ("title", _string(items[0]))
+
+    def jurisdiction(self, meta: Any, items: list[Any]) -> tuple[str, Any]:
+        return ("jurisdiction", _string(items[0]))
+
+    def source(self, meta: Any, items: list[Any]) -> tuple[str, Any]:
+        return ("source", _string(items[0]))
+
+    def in_force(self, meta: Any, items: list[Any]) -> tuple[str, Any]:
+        return ("in_force", (_date(self.file, items[0]), _date(self.file, items[1])))
+
+    def label(self, meta: Any, items: list[Any]) -> tuple[str, str]:
+        return ("label", _string(items[0]))
+
+    def clause(self, meta: Any, items: list[Any]) -> tuple[str, str]:
+        return ("clause", _string(items[0]))
+
+    # -- parameters
+    def parameter(self, meta: Any, items: list[Any]) -> n.Parameter:
+        name, *rest = items
+        label = unit = None
+        type_: n.TypeExpr | None = None
+        values: list[n.ParamValue] = []
+        for item in rest:
+            if isinstance(item, n.TypeExpr):
+                type_ = item
+            elif isinstance(item, n.ParamValue):
+                values.append(item)
+            elif item[0] == "label":
+                label = item[1]
+            elif item[0] == "unit":
+                unit = item[1]
+        assert type_ is not None
+        return n.Parameter(self._s(meta), str(name), label, type_, unit, tuple(values))
+
+    def param_unit(self, meta: Any, items: list[Any]) -> tuple[str, str]:
+        return ("unit", _string(items[0]))
+
+    def param_value(self, meta: Any, items: list[Any]) -> n.ParamValue:
+        start, _eq, (value, text), *prov = items
+        confirmed: bool | None = None
+        note: str | None = None
+        for flag, text_note in prov:
+            confirmed = flag
+            note = text_note if text_note is not None else note
+        return n.ParamValue(self._s(meta), _date(self.file, start), value, text, confirmed, note)
+
+    def unconfirmed(self, meta: Any, items: list[Any]) -> tuple[bool, str | None]:
+        return (False, _string(items[0]) if items else None)
+
+    def confirmed(self, meta: Any, items: list[Any]) -> tuple[bool, str | None]:
+        return (True, _string(items[0]) if items else None)
+
+    def signed_number(self, meta: Any, items: list[Any]) -> tuple[Fraction, str]:
+        return (Fraction(str(items[0])), str(items[0]))
+
+    def negative_number(self, meta: Any, items: list[Any]) -> tuple[Fraction, str]:
+        return (-Fraction(str(items[1])), "-" + str(items[1]))
+
+    # -- vocabularies, records, inputs
+    def enum_decl(self, meta: Any, items: list[Any]) -> n.Enum:
+        name, *rest = items
+        label = next((i[1] for i in rest if isinstance(i, tuple)), None)
+        members = tuple(i for i in rest if isinstance(i, n.EnumMember))
+        return n.Enum(self._s(meta), str(name), label, members)
+
+    def enum_member(self, meta: Any, items: list[Any]) -> n.EnumMember:
+        return n.EnumMember(self._s(meta), str(items[0]), _string(items[1]))
+
+    def record_decl(self, meta: Any, items: list[Any]) -> n.Record:
+        name, *rest = items
+        label = next((i[1] for i in rest if isinstance(i, tuple)), None)
+        fields = tuple(i for i in rest if isinstance(i, n.RecordField))
+        return n.Record(self._s(meta), str(name), label, fields)
+
+    def field(self, meta: Any, items: list[Any]) -> n.RecordField:
+        name, *rest = items
+        label = next((i[1] for i in rest if isinstance(i, tuple)), None)
+        return n.RecordField(self._s(meta), str(name), label, rest[-1])
+
+    def input_decl(self, meta: Any, items: list[Any]) -> n.Input:
+        name, *rest = items
+        label = next((i[1] for i in rest if isinstance(i, tuple)), None)
+        return n.Input(self._s(meta), str(name), label, rest[-1])
+
+    def type_expr(self, meta: Any, items: list[Any]) -> n.TypeExpr:
+        kind, period, of = items[0]
+        minimum = items[1] if len(items) > 1 else None
+        return n.TypeExpr(self._s(meta), kind, period, of, minimum)
+
+    def constraint(self, meta: Any, items: list[Any]) -> Fraction:
+        op, (value, _text) = items
+        if str(op) not in (">=", "≥"):
+            raise PolicyError([Diagnostic("E003", "error", f"'{op}' cannot be used as an input constraint",
+                                          _tok_span(self.file, op), "write a lower bound, e.g. '>= 0'")])
+        return value
+
+    def money_type(self, meta: Any, items: list[Any]) -> tuple[str, str | None, None]:
+        return ("money", items[0] if items else None, None)
+
+    def per_month(self, meta: Any, items: list[Any]) -> str:
+        return "month"
+
+    def per_year(self, meta: Any, items: list[Any]) -> str:
+        return "year"
+
+    def monthly_type(self, meta: Any, items: list[Any]) -> tuple[str, str, None]:
+        return ("monthly", "month", None)
+
+    def count_type(self, meta: Any, items: list[Any]) -> tuple[str, None, None]:
+        return ("count", None, None)
+
+    def number_type(self, meta: Any, items: list[Any]) -> tuple[str, None, None]:
+        return ("number", None, None)
+
+    def boolean_type(self, meta: Any, items: list[Any]) -> tuple[str, None, None]:
+        return ("boolean", None, None)
+
+    def date_type(self, meta: Any, items: list[Any]) -> tuple[str, None, None]:
+        return ("date", None, None)
+
+    def text_type(self, meta: Any, items: list[Any]) -> tuple[str, None, None]:
+        return ("text", None, None)
+
+    def set_type(self, meta: Any, items: list[Any]) -> tuple[str, None, str]:
+        return ("set", None, str(items[0]))
+
+    def list_type(self, meta: Any, items: list[Any]) -> tuple[str, None, str]:
+        return ("list", None, str(items[0]))
+
+    def named_type(self, meta: Any, items: list[Any]) -> tuple[str, None, str]:
+        return ("named", None, str(items[0]))
+
+    # -- definitions and rules
+    def definition(self, meta: Any, items: list[Any]) -> n.Definition:
+        name, *rest = items
+        label = next((i[1] for i in rest if isinstance(i, tuple)), None)
+        return n.Definition(self._s(meta), str(name), label, rest[-1])
+
+    def report(self, meta: Any, items: list[Any]) -> n.Report:
+        return n.Report(self._s(meta), tuple(n.ReportName(_tok_span(self.file, t), str(t)) for t in items))
+
+    def condition(self, meta: Any, items: list[Any]) -> n.Condition:
+        return n.Condition(self._s(meta), items[0])
+
+    def conditions(self, meta: Any, items: list[Any]) -> tuple[str, tuple[n.Condition, ...]]:
+        return ("conditions", tuple(items))
+
+    def always(self, meta: Any, items: list[Any]) -> tuple[str, tuple[()]]:
+        return ("always", ())
+
+    def otherwise(self, meta: Any, items: list[Any]) -> tuple[str, tuple[()]]:
+        return ("otherwise", ())
+
+    def _rule(self, kind: str, meta: Any, id_: str, rest: list[Any]) -> n.Rule:
+        label = clause = None
+        mode, conds = "conditions", []
+        for item in rest:
+            if isinstance(item, n.Condition):
+                conds.append(item)
+            elif item[0] == "label":
+                label = item[1]
+            elif item[0] == "clause":
+                clause = item[1]
+            else:
+                mode, conds = item[0], list(item[1])
+        return n.Rule(self._s(meta), kind, id_, label, clause, tuple(conds), mode)
+
+    def precondition(self, meta: Any, items: list[Any]) -> n.Rule:
+        return self._rule("precondition", meta, "precondition", items)
+
+    def status_precondition(self, meta: Any, items: list[Any]) -> n.Rule:
+        return self._rule("status_precondition", meta, "status_precondition", items)
+
+    def category(self, meta: Any, items: list[Any]) -> n.Rule:
+        return self._rule("category", meta, str(items[0]), items[1:])
+
+    def measure(self, meta: Any, items: list[Any]) -> n.Rule:
+        return self._rule("measure", meta, str(items[0]), items[1:])
+
+    def status(self, meta: Any, items: list[Any]) -> n.Rule:
+        return self._rule("status", meta, str(items[0]), items[1:])
+
+    # -- expressions
+    def every(self, meta: Any, items: list[Any]) -> n.Expr:
+        return n.Quantified(self._s(meta), True, str(items[0]), items[1], items[2])
+
+    def any(self, meta: Any, items: list[Any]) -> n.Expr:
+        return n.Quantified(self._s(meta), False, str(items[0]), items[1], items[2])
+
+    def or_(self, meta: Any, items: list[Any]) -> n.Expr:
+        return n.Or(self._s(meta), items[0], items[-1])
+
+    def and_(self, meta: Any, items: list[Any]) -> n.Expr:
+        return n.And(self._s(meta), items[0], items[-1])
+
+    def not_(self, meta: Any, items: list[Any]) -> n.Expr:
+        return n.Not(self._s(meta), items[-1])
+
+    def compare(self, meta: Any, items: list[Any]) -> n.Expr:
+        left, op, right = items
+        word = str(op) if not str(op).isascii() and str(op) not in "≤≥≠" else None
+        return n.Compare(self._s(meta), _OPS[str(op)], left, right, word)
+
+    def compare_post(self, meta: Any, items: list[Any]) -> n.Expr:
+        left, right, op = items
+        return n.Compare(self._s(meta), _OPS[str(op)], left, right, str(op))
+
+    def member(self, meta: Any, items: list[Any]) -> n.Expr:
+        return n.Member(self._s(meta), items[0], items[1])
+
+    def not_member(self, meta: Any, items: list[Any]) -> n.Expr:
+        return n.Member(self._s(meta), items[0], items[1], negated=True)
+
+    def has_any(self, meta: Any, items: list[Any]) -> n.Expr:
+        return n.HasAny(self._s(meta), items[0], items[1])
+
+    def has_all(self, meta: Any, items: list[Any]) -> n.Expr:
+        return n.HasAny(self._s(meta), items[0], items[1], all=True)
+
+    def is_empty(self, meta: Any, items: list[Any]) -> n.Expr:
+        return n.IsEmpty(self._s(meta), items[0])
+
+    def is_not_empty(self, meta: Any, items: list[Any]) -> n.Expr:
+        return n.IsEmpty(self._s(meta), items[0], negated=True)
+
+    def binop(self, meta: Any, items: list[Any]) -> n.Expr:
+        left, op, right = items
+        return n.BinOp(self._s(meta), _OPS[str(op)], left, right)
+
+    def neg(self, meta: Any, items: list[Any]) -> n.Expr:
+        return n.Negate(self._s(meta), items[-1])
+
+    def index(self, meta: Any, items: list[Any]) -> n.Expr:
+        return n.Index(self._s(meta), items[0], items[1])
+
+    def field_access(self, meta: Any, items: list[Any]) -> n.Expr:
+        return n.FieldAccess(self._s(meta), items[0], str(items[1]))
+
+    def number(self, meta: Any, items: list[Any]) -> n.Expr:
+        return n.Number(self._s(meta), Fraction(str(items[0])), str(items[0]))
+
+    def percent(self, meta: Any, items: list[Any]) -> n.Expr:
+        text = str(items[0])
+        return n.Number(self._s(meta), Fraction(text[:-1]) / 100, text)
+
+    def money_literal(self, meta: Any, items: list[Any]) -> n.Expr:
+        return n.Money(self._s(meta), Fraction(str(items[0])), str(items[0]))
+
+    def string(self, meta: Any, items: list[Any]) -> n.Expr:
+        return n.Text(self._s(meta), _string(items[0]))
+
+    def date(self, meta: Any, items: list[Any]) -> n.Expr:
+        return n.DateLiteral(self._s(meta), _date(self.file, items[0]))
+
+    def true(self, meta: Any, items: list[Any]) -> n.Expr:
+        return n.Boolean(self._s(meta), True)
+
+    def false(self, meta: Any, items: list[Any]) -> n.Expr:
+        return n.Boolean(self._s(meta), False)
+
+    def name(self, meta: Any, items: list[Any]) -> n.Expr:
+        return n.Name(self._s(meta), str(items[0]))
+
+    def call(self, meta: Any, items: list[Any]) -> n.Expr:
+        return n.Call(self._s(meta), str(items[0]), items[1])
+
+    def set_literal(self, meta: Any, items: list[Any]) -> n.Expr:
+        return n.SetLiteral(self._s(meta), tuple(i for i in items if i is not None))
+
+    def window(self, meta: Any, items: list[Any]) -> n.Expr:
+        return n.Window(self._s(meta), int(str(items[0])), items[1])
+
+    def mean(self, meta: Any, items: list[Any]) -> n.Expr:
+        return n.Aggregate(self._s(meta), "mean", items[0], str(items[1]), items[2])
+
+    def total(self, meta: Any, items: list[Any]) -> n.Expr:
+        return n.Aggregate(self._s(meta), "sum", items[0], str(items[1]), items[2])
+
+    def count(self, meta: Any, items: list[Any]) -> n.Expr:
+        return n.Count(self._s(meta), items[0])
+
+
+def _describe_expected(expected: set[str]) -> str:
+    parser = _parser()
+    words: list[str] = []
+    if {"NAME", "NUMBER"} <= expected:
+        words.append("an expression (a name, a number, a quoted text or '(')")
+        expected = {e for e in expected if e not in _EXPRESSION_START | {"PERCENT", "DATE", "MINUS", "LBRACE",
+                                                                         "TRUE", "FALSE"}}
+    for name in sorted(expected):
+        if name in _TERMINAL_WORDS:
+            words.append(_TERMINAL_WORDS[name])
+            continue
+        try:
+            pattern = parser.get_terminal(name).pattern
+            words.append(f"'{pattern.value}'")
+        except KeyError:
+            words.append(name.lower())
+    keywords = [w for w in words if w.strip("'") in _STATEMENT_KEYWORDS]
+    if len(keywords) >= 5:
+        words = [w for w in words if w not in keywords] + ["the start of a new statement (parameter, input, "
+                                                           "define, category, measure, …)"]
+    return ", ".join(dict.fromkeys(words))
+
+
+def _syntax_error(exc: UnexpectedInput, file: str, text: str) -> Diagnostic:
+    line, column = exc.line, exc.column
+    if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
+        lines = text.splitlines() or [""]
+        line, column = len(lines), len(lines[-1]) + 1
+        span = n.Span(file, line, column, line, column + 1, len(text), len(text))
+        return Diagnostic("E001", "error", "the file ends in the middle of a statement", span,
+                          f"expected {_describe_expected(set(exc.expected))}")
+    if isinstance(exc, UnexpectedCharacters):
+        char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
+        span = n.Span(file, line, column, line, column + 1, exc.pos_in_stream, exc.pos_in_stream + 1)
+        hint = None
+        if char in "“”‘’":
+            hint = 'quote texts with straight double quotes: "…"'
+        elif char in "（）：，＝＜＞":
+            hint = "use the half-width character instead of the full-width one: ( ) : , = < >"
+        elif exc.allowed:
+            hint = f"expected {_describe_expected(set(exc.allowed))}"
+        return Diagnostic("E001", "error", f"unexpected character '{char}'", span, hint)
+    assert isinstance(exc, UnexpectedToken)
+    tok = exc.token
+    span = _tok_span(file, tok)
+    shown = str(tok).replace("\n", " ")
+    what = f"'{shown}'" if len(shown) < 40 else f"'{shown[:37]}…'"
+    hint = f"expected {_describe_expected(set(exc.expected))}"
+    if tok.type == "NAME" and any(w in str(tok) for w in ("低于", "超过", "以内", "以上", "以下", "达到", "不满")):
+        hint += "; put spaces around boundary words, e.g. 'a 低于 b'"
+    return Diagnostic("E001", "error", f"unexpected {what}", span, hint)
+
+
+def parse(text: str, file: str = "<policy>") -> n.Policy:
+    """Parse policy text into an AST; raises PolicyError with a located syntax error."""
+    try:
+        tree: Tree = _parser().parse(text)
+    except UnexpectedInput as exc:
+        raise PolicyError([_syntax_error(exc, file, text)], text) from None
+    try:
+        policy = ToAst(file).transform(tree)
+    except VisitError as exc:
+        if isinstance(exc.orig_exc, PolicyError):
+            raise PolicyError(exc.orig_exc.diagnostics, text) from None
+        raise
+    except PolicyError as exc:
+        raise PolicyError(exc.diagnostics, text) from None
+    return n.Policy(policy.span, policy.header, policy.parameters, policy.enums, policy.records, policy.inputs,
+                    policy.definitions, policy.reports, policy.rules, text)
+
+
+def parse_file(path: str | Path) -> n.Policy:
+    """Read and parse a policy file, naming it in every diagnostic."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        from .diagnostics import UsageError
+        raise UsageError(f"{p}: no such policy file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        from .diagnostics import UsageError
+        raise UsageError(f"{p}: cannot read the policy file ({exc})") from None
+    return parse(text, str(path))

@@ -1,0 +1,94 @@
+"""Runtime values: exact numbers (Fraction), the *unknown* value of a missing fact, series and records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    """A value that depends on facts the household did not give; ``paths`` names them (JSON paths)."""
+
+    paths: frozenset[str]
+
+    def __bool__(self) -> bool:  # guard against using it as a truth value by mistake
+        raise TypeError("Unknown has no truth value; use the three-valued helpers")
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """A monthly series from the household (``YYYY-MM`` → amount); ``path`` is its JSON path."""
+
+    path: str
+    data: dict[str, Fraction]
+
+    def at(self, month: str) -> Fraction | Unknown:
+        value = self.data.get(month)
+        return Unknown(frozenset((f"{self.path}.{month}",))) if value is None else value
+
+
+@dataclass(frozen=True, slots=True)
+class RecordValue:
+    """An object of the household; an absent field reads as Unknown with the field's JSON path."""
+
+    path: str
+    data: dict[str, Any]
+
+    def get(self, name: str) -> Any:
+        value = self.data.get(name)
+        if value is None:
+            return Unknown(frozenset((f"{self.path}.{name}" if self.path else name,)))
+        return value
+
+
+def merge(*values: Any) -> Unknown:
+    """The Unknown standing for every Unknown among ``values``."""
+    paths: frozenset[str] = frozenset()
+    for v in values:
+        if isinstance(v, Unknown):
+            paths |= v.paths
+    return Unknown(paths)
+
+
+def round_half_up(value: Fraction, places: int = 2) -> Fraction:
+    """Round for display only: half away from zero, at ``places`` decimals."""
+    scale = 10**places
+    scaled = abs(value) * scale
+    whole = int(scaled)
+    if scaled - whole >= Fraction(1, 2):
+        whole += 1
+    return Fraction(whole if value >= 0 else -whole, scale)
+
+
+def format_amount(value: Fraction, places: int = 2) -> str:
+    """An exact amount as a fixed-point string, e.g. Fraction(2520, 3) → '840.00'."""
+    r = round_half_up(value, places)
+    scale = 10**places
+    units = abs(r.numerator * scale // r.denominator)
+    sign = "-" if r < 0 else ""
+    if places == 0:
+        return f"{sign}{units}"
+    return f"{sign}{units // scale}.{units % scale:0{places}d}"
+
+
+def to_plain(value: Any) -> Any:
+    """A runtime value as JSON-ready data (amounts as 2-decimal strings; exact ones as fractions too)."""
+    if isinstance(value, Unknown):
+        return {"unknown": sorted(value.paths)}
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, Fraction):
+        if value.denominator == 1:
+            return str(value.numerator)
+        return format_amount(value)
+    if isinstance(value, Series):
+        return {k: to_plain(v) for k, v in sorted(value.data.items())}
+    if isinstance(value, RecordValue):
+        return {k: to_plain(v) for k, v in value.data.items()}
+    if isinstance(value, (frozenset, set)):
+        return sorted(value)
+    if isinstance(value, (tuple, list)):
+        return [to_plain(v) for v in value]
+    return str(value)
