@@ -17,12 +17,22 @@ from typing import Any
 
 from . import nodes as n
 from .checker import CheckedPolicy
-from .diagnostics import HouseholdError, InputProblem
+from .diagnostics import HouseholdError, InputProblem, PolicyDslError, excerpt
+from .nodes import Span
 from .values import RecordValue, Series, Unknown
 
 MONTH_KEY = re.compile(r"^(\d{4})-(\d{2})$")
 MONEY_TEXT = re.compile(r"^-?\d+(\.\d+)?$")
 DATE_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class JsonSyntaxError(PolicyDslError):
+    """The household file is not JSON: located as file:line:col with the line and a caret."""
+
+    def __init__(self, source: str, text: str, line: int, column: int, message: str) -> None:
+        span = Span(source, line, column, line, column + 1, 0, 0)
+        shown = "\n".join(excerpt(text, span))
+        super().__init__(f"{span}: not valid JSON: {message}" + (f"\n{shown}" if shown else ""))
 
 
 class NonFinite:
@@ -46,8 +56,7 @@ def load_json(text: str, source: str = "household") -> Any:
     try:
         return json.loads(text, parse_float=Decimal, parse_constant=NonFinite)
     except json.JSONDecodeError as exc:
-        raise HouseholdError([InputProblem("", f"not valid JSON at line {exc.lineno}, column {exc.colno}: "
-                                               f"{exc.msg}")], source) from None
+        raise JsonSyntaxError(source, text, exc.lineno, exc.colno, exc.msg) from None
     except RecursionError:
         raise HouseholdError([InputProblem("", "not valid JSON: nested too deeply")], source) from None
 
@@ -239,7 +248,7 @@ class Validator:
         listing = ", ".join(f"{m.name} ({m.label})" for m in enum.members)
         if isinstance(raw, str):
             by_label = next((m.name for m in enum.members if m.label == raw), None)
-            close = difflib.get_close_matches(raw, names, n=1)
+            close = difflib.get_close_matches(raw, names, n=1, cutoff=0.7)
             hint = f" — did you mean '{by_label or close[0]}'?" if by_label or close else ""
             self.fail(path, f'unknown {enum_name} "{raw}"{hint}; expected one of: {listing}')
         else:

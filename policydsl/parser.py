@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import date
 from fractions import Fraction
+import re
+from collections.abc import Iterator
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from lark import Lark, Token, Transformer, Tree, v_args
+from lark.lexer import PatternStr
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from . import nodes as n
@@ -38,10 +41,42 @@ _STATEMENT_KEYWORDS = ["parameter", "enum", "record", "input", "define", "report
                        "measure", "status"]
 
 
+class _ReservedWords:
+    """Post-lexer: a keyword is a keyword everywhere, even where a name would also fit.
+
+    Without it, 'measure' after an incomplete condition would be read as a name and the error would
+    point one token too late.
+    """
+
+    always_accept = ()
+
+    def __init__(self) -> None:
+        self.words: dict[str, str] = {}
+
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        words = self.words
+        for tok in stream:
+            if tok.type == "NAME" and tok.value in words:
+                yield tok.update(type=words[tok.value])
+            else:
+                yield tok
+
+
 @cache
 def _parser() -> Lark:
     grammar = resources.files("policydsl").joinpath("grammar.lark").read_text(encoding="utf-8")
-    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False)
+    reserved = _ReservedWords()
+    lark = Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False, postlex=reserved)
+    name = re.compile(next(t.pattern.value for t in lark.terminals if t.name == "NAME"))
+    reserved.words = {t.pattern.value: t.name for t in lark.terminals
+                      if isinstance(t.pattern, PatternStr) and name.fullmatch(t.pattern.value)}
+    return lark
+
+
+def reserved_words() -> list[str]:
+    """Words of the language that cannot be used as names."""
+    _parser()
+    return sorted(_parser().options.postlex.words)  # type: ignore[union-attr]
 
 
 def _span(file: str, meta: Any) -> n.Span:
@@ -382,27 +417,49 @@ class ToAst(Transformer):
         return n.Count(self._s(meta), items[0])
 
 
+_OPERATORS = {"PLUS", "MINUS", "TIMES", "DIVIDE", "CMP_OP", "EQ", "PREFIX_BOUND", "POSTFIX_BOUND", "AND", "OR",
+              "且", "或", "并且", "IN", "HAS", "IS", "NOT", "DOT", "LSQB", "LPAR", "在", "FOR"}
+_STARTS = {"NAME", "NUMBER", "STRING", "LPAR", "PERCENT", "DATE", "MINUS", "LBRACE", "TRUE", "FALSE", "NOT", "非",
+           "EVERY", "ANY", "LAST", "MEAN", "SUM", "COUNT"}
+
+
+def _word(name: str) -> str:
+    if name in _TERMINAL_WORDS:
+        return _TERMINAL_WORDS[name]
+    try:
+        return f"'{_parser().get_terminal(name).pattern.value}'"
+    except KeyError:
+        return name.lower()
+
+
 def _describe_expected(expected: set[str]) -> str:
-    parser = _parser()
+    """The expected tokens in words, grouped: 'an expression', 'an operator', 'a new statement'."""
     words: list[str] = []
-    if {"NAME", "NUMBER"} <= expected:
+    rest = set(expected)
+    if {"NAME", "NUMBER"} <= rest:
         words.append("an expression (a name, a number, a quoted text or '(')")
-        expected = {e for e in expected if e not in _EXPRESSION_START | {"PERCENT", "DATE", "MINUS", "LBRACE",
-                                                                         "TRUE", "FALSE"}}
-    for name in sorted(expected):
-        if name in _TERMINAL_WORDS:
-            words.append(_TERMINAL_WORDS[name])
-            continue
-        try:
-            pattern = parser.get_terminal(name).pattern
-            words.append(f"'{pattern.value}'")
-        except KeyError:
-            words.append(name.lower())
-    keywords = [w for w in words if w.strip("'") in _STATEMENT_KEYWORDS]
+        rest -= _STARTS
+    if len(rest & _OPERATORS) >= 4:
+        words.append("an operator (+ - * /, a comparison such as <= or 低于, and, or, …)")
+        rest -= _OPERATORS | {"RPAR", "RSQB", "RBRACE", "COMMA", "COLON"}
+    keywords = {k for k in rest if k.lower() in _STATEMENT_KEYWORDS}
     if len(keywords) >= 5:
-        words = [w for w in words if w not in keywords] + ["the start of a new statement (parameter, input, "
-                                                           "define, category, measure, …)"]
+        rest -= keywords
+        words.append("a new statement (parameter, input, define, category, measure, …)")
+    words.extend(_word(name) for name in sorted(rest))
     return ", ".join(dict.fromkeys(words))
+
+
+def _previous_line(text: str, line: int, column: int) -> tuple[int, str] | None:
+    """The last line with code before a token that starts its line (to blame an incomplete line)."""
+    lines = text.splitlines()
+    if line - 1 >= len(lines) or lines[line - 1][: column - 1].strip():
+        return None
+    for i in range(line - 2, -1, -1):
+        code = lines[i].split("#", 1)[0].strip()
+        if code:
+            return i + 1, code
+    return None
 
 
 def _syntax_error(exc: UnexpectedInput, file: str, text: str) -> Diagnostic:
@@ -417,6 +474,10 @@ def _syntax_error(exc: UnexpectedInput, file: str, text: str) -> Diagnostic:
         char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
         span = n.Span(file, line, column, line, column + 1, exc.pos_in_stream, exc.pos_in_stream + 1)
         hint = None
+        rest_of_line = text[exc.pos_in_stream + 1:].split("\n", 1)[0]
+        if char == '"' and '"' not in rest_of_line:
+            return Diagnostic("E001", "error", "this quoted text is not closed", span,
+                              'add the closing " on the same line; a text cannot span lines')
         if char in "“”‘’":
             hint = 'quote texts with straight double quotes: "…"'
         elif char in "（）：，＝＜＞":
@@ -430,6 +491,17 @@ def _syntax_error(exc: UnexpectedInput, file: str, text: str) -> Diagnostic:
     shown = str(tok).replace("\n", " ")
     what = f"'{shown}'" if len(shown) < 40 else f"'{shown[:37]}…'"
     hint = f"expected {_describe_expected(set(exc.expected))}"
+    if "NAME" in exc.expected and tok.type != "NAME" and str(tok).isidentifier():
+        if "NUMBER" in exc.expected:
+            message = f"expected an expression before '{shown}'"
+            hint = f"'{shown}' is a word of the language, not a name"
+            before = _previous_line(text, tok.line or 1, tok.column or 1)
+            if before is not None:
+                hint = f"line {before[0]} ends before its expression is complete: '{before[1]}'; {hint}"
+        else:
+            message = f"'{shown}' is a word of the language and cannot be used as a name"
+            hint = "choose another name, e.g. with a prefix or suffix"
+        return Diagnostic("E001", "error", message, span, hint)
     if tok.type == "NAME" and any(w in str(tok) for w in ("低于", "超过", "以内", "以上", "以下", "达到", "不满")):
         hint += "; put spaces around boundary words, e.g. 'a 低于 b'"
     return Diagnostic("E001", "error", f"unexpected {what}", span, hint)
