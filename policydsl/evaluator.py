@@ -7,6 +7,7 @@ three-valued (false ∧ unknown = false, true ∨ unknown = true), as spec §8 r
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -17,9 +18,12 @@ from . import nodes as n
 from .checker import CheckedPolicy
 from .diagnostics import PolicyDslError, UsageError
 from .household import Household
-from .values import RecordValue, Series, Unknown, format_amount, merge
+from .values import RecordValue, Series, Unknown, divide_exact, exact, format_amount, merge
 
 Fn = Callable[["Ctx"], Any]
+_ARITH: dict[str, Callable[[Any, Any], Any]] = {"+": operator.add, "-": operator.sub, "*": operator.mul}
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {"<": operator.lt, "<=": operator.le, ">": operator.gt,
+                                                   ">=": operator.ge, "=": operator.eq, "!=": operator.ne}
 _UNSET = object()
 
 
@@ -102,7 +106,7 @@ class Compiler:
 
     def compile(self, e: n.Expr, local: frozenset[str]) -> Fn:  # noqa: C901 - one case per node kind
         if isinstance(e, (n.Number, n.Money)):
-            value = e.value
+            value = exact(e.value)
             return lambda c: value
         if isinstance(e, (n.Text, n.DateLiteral, n.Boolean)):
             lit = e.value
@@ -111,11 +115,13 @@ class Compiler:
             return self.name(e, local)
         if isinstance(e, n.Call):
             arg = self.compile(e.argument, local)
-            factor = Fraction(12) if e.function == "annual" else Fraction(1, 12)
+            annual = e.function == "annual"
 
             def call(c: Ctx) -> Any:
                 v = arg(c)
-                return v if isinstance(v, Unknown) else v * factor
+                if type(v) is Unknown:
+                    return v
+                return v * 12 if annual else divide_exact(v, 12)
             return call
         if isinstance(e, n.SetLiteral):
             members = frozenset(i.name for i in e.items if isinstance(i, n.Name))
@@ -205,7 +211,7 @@ class Compiler:
 
             def count(c: Ctx) -> Any:
                 v = operand(c)
-                return v if isinstance(v, Unknown) else Fraction(len(v))
+                return v if isinstance(v, Unknown) else len(v)
             return count
         raise AssertionError(f"unhandled node {type(e).__name__}")
 
@@ -232,33 +238,33 @@ class Compiler:
         return definition
 
     def binop(self, e: n.BinOp, local: frozenset[str]) -> Fn:
-        left, right, op = self.compile(e.left, local), self.compile(e.right, local), e.op
-        span = e.span
+        left, right = self.compile(e.left, local), self.compile(e.right, local)
+        if e.op == "/":
+            span = e.span
+
+            def divide(c: Ctx) -> Any:
+                a, b = left(c), right(c)
+                if type(a) is Unknown or type(b) is Unknown:
+                    return merge(a, b)
+                if not b:
+                    raise EvaluationError(f"{span}: division by zero while applying the policy")
+                return Fraction(a, b) if type(a) is int and type(b) is int else a / b
+            return divide
+        fn = _ARITH[e.op]
 
         def arith(c: Ctx) -> Any:
             a, b = left(c), right(c)
-            if isinstance(a, Unknown) or isinstance(b, Unknown):
+            if type(a) is Unknown or type(b) is Unknown:
                 return merge(a, b)
-            if op == "+":
-                return a + b
-            if op == "-":
-                return a - b
-            if op == "*":
-                return a * b
-            if b == 0:
-                raise EvaluationError(f"{span}: division by zero while applying the policy")
-            return Fraction(a) / b
+            return fn(a, b)
         return arith
 
     def compare(self, e: n.Compare, local: frozenset[str]) -> Fn:
-        left, right, op = self.compile(e.left, local), self.compile(e.right, local), e.op
-        test: Callable[[Any, Any], bool] = {
-            "<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
-            ">=": lambda a, b: a >= b, "=": lambda a, b: a == b, "!=": lambda a, b: a != b}[op]
+        left, right, test = self.compile(e.left, local), self.compile(e.right, local), _COMPARE[e.op]
 
         def cmp(c: Ctx) -> Any:
             a, b = left(c), right(c)
-            if isinstance(a, Unknown) or isinstance(b, Unknown):
+            if type(a) is Unknown or type(b) is Unknown:
                 return merge(a, b)
             return test(a, b)
         if not self.traced:
@@ -266,7 +272,7 @@ class Compiler:
 
         def traced(c: Ctx) -> Any:
             a, b = left(c), right(c)
-            out = merge(a, b) if isinstance(a, Unknown) or isinstance(b, Unknown) else test(a, b)
+            out = merge(a, b) if type(a) is Unknown or type(b) is Unknown else test(a, b)
             if c.events is not None:
                 c.events.append(ComparisonEvent(e, a, b, out, dict(c.vars)))
             return out
@@ -305,7 +311,7 @@ class Compiler:
             if isinstance(seq, Unknown):
                 return seq
             saved = c.vars.get(var, _UNSET)
-            total: Any = Fraction(0)
+            total: Any = 0
             unknown: list[Unknown] = []
             for item in seq:
                 c.vars[var] = item
@@ -321,7 +327,7 @@ class Compiler:
             if unknown:
                 return merge(*unknown)
             if mean:
-                return total / len(seq) if len(seq) else Unknown(frozenset())
+                return divide_exact(total, len(seq)) if len(seq) else Unknown(frozenset())
             return total
         return agg
 
@@ -399,6 +405,28 @@ class Result:
         }
 
 
+_NO_CONDITIONS: list[ConditionTrace] = []
+
+
+def _all_of(fns: list[Fn]) -> Fn:
+    """One closure for a rule's conditions: stops at the first false one (false ∧ unknown = false)."""
+    if not fns:
+        return lambda c: True
+    if len(fns) == 1:
+        return fns[0]
+
+    def all_of(c: Ctx) -> Any:
+        result: Any = True
+        for fn in fns:
+            v = fn(c)
+            if v is False:
+                return False
+            if v is not True:
+                result = v if result is True else merge(result, v)
+        return result
+    return all_of
+
+
 def _tri(v: Any) -> bool | None:
     return None if isinstance(v, Unknown) else bool(v)
 
@@ -411,6 +439,7 @@ class Evaluator:
         self.fast = Compiler(policy, traced=False)
         self.slow = Compiler(policy, traced=True)
         self.rules = {traced: self._compile_rules(c) for traced, c in ((False, self.fast), (True, self.slow))}
+        self.combined = {key: _all_of(fns) for key, fns in self.rules[False].items()}
         self.reports = {traced: [(name, self._value_fn(c, name)) for name in policy.report]
                         for traced, c in ((False, self.fast), (True, self.slow))}
 
@@ -441,7 +470,7 @@ class Evaluator:
         """Evaluate one household; ``as_of`` (e.g. from --as-of) wins over the household's own date."""
         day = as_of or household.as_of or date.today()
         params = self.parameter_values(day)
-        ctx = Ctx(household.values, {k: v.value for k, v in params.items()}, day)
+        ctx = Ctx(household.values, {k: exact(v.value) for k, v in params.items()}, day)
         fns = self.rules[trace]
         traces: list[RuleTrace] = []
         definitions: dict[str, Any] = {}
@@ -452,19 +481,18 @@ class Evaluator:
                 definitions[d.name] = self.slow.name(n.Name(n.NOWHERE, d.name), frozenset())(ctx)
                 definition_events[d.name] = ctx.events
 
+        combined = self.combined
+
         def own(rule: n.Rule) -> tuple[Any, list[ConditionTrace]]:
+            if not trace:
+                return combined[id(rule)](ctx), _NO_CONDITIONS
             result: Any = True
             conds: list[ConditionTrace] = []
             for cond, fn in zip(rule.conditions, fns[id(rule)], strict=True):
-                if trace:
-                    ctx.events = []
-                    v = fn(ctx)
-                    conds.append(ConditionTrace(cond, v, ctx.events, self._named_values(cond, ctx)))
-                    result = and3(result, v)
-                else:
-                    result = and3(result, fn(ctx))
-                    if result is False:
-                        break
+                ctx.events = []
+                v = fn(ctx)
+                conds.append(ConditionTrace(cond, v, ctx.events, self._named_values(cond, ctx)))
+                result = and3(result, v)
             return result, conds
 
         def record(rule: n.Rule, own_value: tuple[Any, list[ConditionTrace]], result: Any) -> None:
@@ -523,16 +551,16 @@ class Evaluator:
                 missing |= r.paths
             not_before = and3(not_before, not3(o[0]))
         values: dict[str, str] = {}
-        exact: dict[str, Fraction] = {}
+        exact_values: dict[str, Fraction] = {}
         for name, fn in self.reports[trace]:
             v = fn(ctx)
             if not isinstance(v, Unknown):
-                exact[name] = v
+                exact_values[name] = Fraction(v)
                 values[name] = format_amount(v)
         force = pol.policy.header.in_force
         in_force = force is None or force[0] <= day <= force[1]
         result = Result(pol, day, in_force, _tri(eligible), categories, categories[0] if categories else None,
-                        undetermined, measures, status, sorted(missing), values, exact, params,
+                        undetermined, measures, status, sorted(missing), values, exact_values, params,
                         list(household.warnings))
         if trace:
             result.trace = Trace(traces, definitions, definition_events, params)

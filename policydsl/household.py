@@ -19,7 +19,7 @@ from . import nodes as n
 from .checker import CheckedPolicy
 from .diagnostics import HouseholdError, InputProblem, PolicyDslError, excerpt
 from .nodes import Span
-from .values import RecordValue, Series, Unknown
+from .values import Exact, RecordValue, Series, Unknown
 
 MONTH_KEY = re.compile(r"^(\d{4})-(\d{2})$")
 MONEY_TEXT = re.compile(r"^-?\d+(\.\d+)?$")
@@ -158,7 +158,7 @@ class Validator:
             if not isinstance(raw, dict):
                 self.fail(path, f'expected an object of monthly amounts such as {{"2019-03": 1500}}, got {_kind(raw)}')
                 return None
-            data: dict[str, Fraction] = {}
+            data: dict[str, Exact] = {}
             for key, amount in raw.items():
                 key = str(key)
                 m = MONTH_KEY.match(key)
@@ -193,7 +193,12 @@ class Validator:
             return self.record(raw, te.of or "", path)
         raise AssertionError(kind)
 
-    def number(self, raw: Any, te: n.TypeExpr, path: str) -> Fraction | None:
+    def number(self, raw: Any, te: n.TypeExpr, path: str) -> Exact | None:
+        if type(raw) is int:  # the common case, kept fast
+            if te.minimum is not None and raw < te.minimum:
+                self.fail(path, f"must be at least {te.minimum}, got {raw}")
+                return None
+            return raw
         what = {"money": "an amount in 元", "count": "a whole number", "number": "a number"}[te.kind]
         value: Fraction
         if isinstance(raw, bool) or raw is None:
@@ -220,7 +225,13 @@ class Validator:
         else:
             self.fail(path, f"expected {what}, got {_kind(raw)}")
             return None
-        if te.kind == "count" and value.denominator != 1:
+        if value.denominator == 1:
+            whole = value.numerator
+            if te.minimum is not None and whole < te.minimum:
+                self.fail(path, f"must be at least {te.minimum}, got {raw}")
+                return None
+            return whole
+        if te.kind == "count":
             self.fail(path, f"expected a whole number, got {raw}: a count cannot have a fraction")
             return None
         if te.minimum is not None and value < te.minimum:

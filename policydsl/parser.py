@@ -66,7 +66,9 @@ class _ReservedWords:
 def _parser() -> Lark:
     grammar = resources.files("policydsl").joinpath("grammar.lark").read_text(encoding="utf-8")
     reserved = _ReservedWords()
-    lark = Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False, postlex=reserved)
+    # cache=True: the LALR tables are built once per grammar version and reloaded, keeping start-up fast
+    lark = Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False, postlex=reserved,
+                cache=True)
     name = re.compile(next(t.pattern.value for t in lark.terminals if t.name == "NAME"))
     reserved.words = {t.pattern.value: t.name for t in lark.terminals
                       if isinstance(t.pattern, PatternStr) and name.fullmatch(t.pattern.value)}

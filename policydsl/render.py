@@ -35,7 +35,7 @@ def show(value: Any) -> str:
         return "missing (" + ", ".join(sorted(value.paths)) + ")" if value.paths else "missing"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, Fraction):
+    if isinstance(value, (int, Fraction)):
         return format_amount(value) if value.denominator != 1 or abs(value) >= 100 else str(value.numerator)
     plain = to_plain(value)
     return str(plain)

@@ -1,4 +1,8 @@
-"""Runtime values: exact numbers (Fraction), the *unknown* value of a missing fact, series and records."""
+"""Runtime values: exact numbers, the *unknown* value of a missing fact, series and records.
+
+A number is an ``int`` when it is whole and a ``Fraction`` otherwise: both are exact, and whole numbers
+(most amounts and every count) are much faster as ints. A float never appears.
+"""
 
 from __future__ import annotations
 
@@ -22,9 +26,9 @@ class Series:
     """A monthly series from the household (``YYYY-MM`` → amount); ``path`` is its JSON path."""
 
     path: str
-    data: dict[str, Fraction]
+    data: dict[str, Exact]
 
-    def at(self, month: str) -> Fraction | Unknown:
+    def at(self, month: str) -> Exact | Unknown:
         value = self.data.get(month)
         return Unknown(frozenset((f"{self.path}.{month}",))) if value is None else value
 
@@ -43,6 +47,19 @@ class RecordValue:
         return value
 
 
+Exact = int | Fraction
+
+
+def exact(value: Fraction) -> Exact:
+    """The fast exact form of a number: an int when it is whole."""
+    return value.numerator if value.denominator == 1 else value
+
+
+def divide_exact(a: Exact, b: Exact) -> Exact:
+    """Exact division: int / int would give a float, so it becomes a Fraction."""
+    return Fraction(a, b) if type(a) is int and type(b) is int else a / b
+
+
 def merge(*values: Any) -> Unknown:
     """The Unknown standing for every Unknown among ``values``."""
     paths: frozenset[str] = frozenset()
@@ -55,19 +72,17 @@ def merge(*values: Any) -> Unknown:
 def round_half_up(value: Fraction, places: int = 2) -> Fraction:
     """Round for display only: half away from zero, at ``places`` decimals."""
     scale = 10**places
-    scaled = abs(value) * scale
-    whole = int(scaled)
-    if scaled - whole >= Fraction(1, 2):
-        whole += 1
-    return Fraction(whole if value >= 0 else -whole, scale)
+    num, den = abs(value.numerator) * scale, value.denominator
+    units = (2 * num + den) // (2 * den)
+    return Fraction(units if value >= 0 else -units, scale)
 
 
 def format_amount(value: Fraction, places: int = 2) -> str:
-    """An exact amount as a fixed-point string, e.g. Fraction(2520, 3) → '840.00'."""
-    r = round_half_up(value, places)
+    """An exact amount as a fixed-point string, e.g. Fraction(2520, 3) → '840.00' (half up)."""
     scale = 10**places
-    units = abs(r.numerator * scale // r.denominator)
-    sign = "-" if r < 0 else ""
+    num, den = value.numerator, value.denominator
+    units = (2 * abs(num) * scale + den) // (2 * den)
+    sign = "-" if num < 0 and units else ""
     if places == 0:
         return f"{sign}{units}"
     return f"{sign}{units // scale}.{units % scale:0{places}d}"
@@ -79,7 +94,7 @@ def to_plain(value: Any) -> Any:
         return {"unknown": sorted(value.paths)}
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
-    if isinstance(value, Fraction):
+    if isinstance(value, (int, Fraction)):
         if value.denominator == 1:
             return str(value.numerator)
         return format_amount(value)
