@@ -11,7 +11,7 @@ from datetime import date
 from fractions import Fraction
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class Span:
     """Where a node sits in its file (1-based lines and columns, end exclusive)."""
 
@@ -30,7 +30,7 @@ class Span:
 NOWHERE = Span("<builtin>", 0, 0, 0, 0, 0, 0)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class Node:
     """Base of every AST node."""
 
@@ -55,18 +55,18 @@ class Node:
 # ---------------------------------------------------------------- expressions
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class Expr(Node):
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class Number(Expr):
     value: Fraction
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class Money(Expr):
     """A literal amount in 元, e.g. ``560 元``."""
 
@@ -74,27 +74,27 @@ class Money(Expr):
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class Text(Expr):
     value: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class DateLiteral(Expr):
     value: date
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class Boolean(Expr):
     value: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class Name(Expr):
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class Call(Expr):
     """A built-in conversion such as ``annual(x)`` or ``monthly(x)``."""
 
@@ -102,12 +102,12 @@ class Call(Expr):
     argument: Expr
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class SetLiteral(Expr):
     items: tuple[Expr, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class Index(Expr):
     """``series[month]``: one month of a monthly series."""
 
@@ -115,18 +115,18 @@ class Index(Expr):
     index: Expr
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class FieldAccess(Expr):
     target: Expr
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class Negate(Expr):
     operand: Expr
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class BinOp(Expr):
     """Arithmetic: ``op`` is one of + - * /."""
 
@@ -135,7 +135,7 @@ class BinOp(Expr):
     right: Expr
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class Compare(Expr):
     """A comparison; ``word`` keeps the legal boundary word (低于, 以内, …) when one was written."""
 
@@ -145,7 +145,7 @@ class Compare(Expr):
     word: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class Member(Expr):
     """``x in S`` (or ``x not in S``)."""
 
@@ -154,7 +154,7 @@ class Member(Expr):
     negated: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class HasAny(Expr):
     """``S has any of T`` (or ``has all of``)."""
 
@@ -163,30 +163,30 @@ class HasAny(Expr):
     all: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class IsEmpty(Expr):
     operand: Expr
     negated: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class Not(Expr):
     operand: Expr
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class And(Expr):
     left: Expr
     right: Expr
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class Or(Expr):
     left: Expr
     right: Expr
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class Quantified(Expr):
     """``every m in W: body`` / ``any m in W: body``."""
 
@@ -196,7 +196,7 @@ class Quantified(Expr):
     body: Expr
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class Window(Expr):
     """``last N months before D``: the N calendar months before the month of D."""
 
@@ -204,7 +204,7 @@ class Window(Expr):
     anchor: Expr
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class Aggregate(Expr):
     """``mean of E for m in W`` / ``sum of E for m in W``."""
 
@@ -214,7 +214,7 @@ class Aggregate(Expr):
     iterable: Expr
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class Count(Expr):
     """``count of L``: the number of items of a list or set."""
 
@@ -224,7 +224,7 @@ class Count(Expr):
 # ---------------------------------------------------------------- declarations
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class TypeExpr(Node):
     """A declared type: kind is money, monthly, count, number, boolean, date, text, set, list or named."""
 
@@ -234,7 +234,7 @@ class TypeExpr(Node):
     minimum: Fraction | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class Header(Node):
     id: str
     title: str | None
@@ -243,7 +243,7 @@ class Header(Node):
     source: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class ParamValue(Node):
     start: date
     value: Fraction
@@ -252,7 +252,7 @@ class ParamValue(Node):
     note: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class Parameter(Node):
     name: str
     label: str | None
@@ -261,63 +261,63 @@ class Parameter(Node):
     values: tuple[ParamValue, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class EnumMember(Node):
     name: str
     label: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class Enum(Node):
     name: str
     label: str | None
     members: tuple[EnumMember, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class RecordField(Node):
     name: str
     label: str | None
     type: TypeExpr
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class Record(Node):
     name: str
     label: str | None
     fields: tuple[RecordField, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class Input(Node):
     name: str
     label: str | None
     type: TypeExpr
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class Definition(Node):
     name: str
     label: str | None
     expr: Expr
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class ReportName(Node):
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class Report(Node):
     names: tuple[ReportName, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class Condition(Node):
     expr: Expr
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class Rule(Node):
     """A precondition, category, measure, status precondition or status.
 
@@ -332,7 +332,7 @@ class Rule(Node):
     mode: str = "conditions"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class Policy(Node):
     header: Header
     parameters: tuple[Parameter, ...]
