@@ -58,7 +58,7 @@ def _read_text(path: str) -> tuple[str, str]:
         return sys.stdin.read(), "<stdin>"
     p = Path(path)
     try:
-        return p.read_text(encoding="utf-8"), path
+        return p.read_text(encoding="utf-8-sig"), path
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file") from None
     except IsADirectoryError:

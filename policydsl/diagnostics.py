@@ -49,19 +49,28 @@ def display_width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
-def excerpt(source: str, span: Span) -> list[str]:
-    """The span's first line with a caret under the span, aligned for wide characters."""
+def excerpt(source: str, span: Span, width: int = 100) -> list[str]:
+    """The span's first line with a caret under the span, aligned for wide characters.
+
+    A long line is cut to a window around the span, marked with '…', so the caret stays readable.
+    """
     lines = source.splitlines()
     if not 1 <= span.line <= len(lines):
         return []
     text = lines[span.line - 1].expandtabs(1)
-    start = span.column - 1
+    start = min(span.column - 1, len(text))
     end = span.end_column - 1 if span.end_line == span.line else len(text)
     end = max(end, start + 1)
+    prefix = suffix = ""
+    if len(text) > width:
+        lo = max(0, start - width // 3)
+        hi = min(len(text), lo + width)
+        prefix, suffix = ("…" if lo > 0 else ""), ("…" if hi < len(text) else "")
+        text, start, end = text[lo:hi], start - lo, min(end, hi) - lo
     gutter = f"{span.line:>5} | "
     pad = " " * (len(gutter) - 2) + "| "
-    marker = " " * display_width(text[:start]) + "^" * max(1, display_width(text[start:end]))
-    return [gutter + text, pad + marker]
+    marker = " " * display_width(prefix + text[:start]) + "^" * max(1, display_width(text[start:end]))
+    return [gutter + prefix + text + suffix, pad + marker]
 
 
 class PolicyDslError(Exception):

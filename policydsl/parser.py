@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from lark import Lark, Token, Transformer, Tree, v_args
+from lark import Lark, Token, Transformer_NonRecursive, Tree, v_args
 from lark.lexer import PatternStr
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
@@ -109,7 +109,7 @@ _OPS = {"<": "<", "<=": "<=", "≤": "<=", ">": ">", ">=": ">=", "≥": ">=", "=
 
 
 @v_args(meta=True)
-class ToAst(Transformer):
+class ToAst(Transformer_NonRecursive):
     """Turns the parse tree into AST nodes; run after parsing so positions survive."""
 
     def __init__(self, file: str) -> None:
@@ -517,21 +517,44 @@ def parse(text: str, file: str = "<policy>") -> n.Policy:
         raise PolicyError([_syntax_error(exc, file, text)], text) from None
     try:
         policy = ToAst(file).transform(tree)
+    except RecursionError:
+        raise PolicyError([Diagnostic("E001", "error", "an expression is nested too deeply to read",
+                                      n.Span(file, 1, 1, 1, 2, 0, 1), "split it into several 'define' steps")],
+                          text) from None
     except VisitError as exc:
+        if isinstance(exc.orig_exc, RecursionError):
+            raise PolicyError([Diagnostic("E001", "error", "an expression is nested too deeply to read",
+                                          n.Span(file, 1, 1, 1, 2, 0, 1), "split it into several 'define' steps")],
+                              text) from None
         if isinstance(exc.orig_exc, PolicyError):
             raise PolicyError(exc.orig_exc.diagnostics, text) from None
         raise
     except PolicyError as exc:
         raise PolicyError(exc.diagnostics, text) from None
+    _check_depth(policy, text)
     return n.Policy(policy.span, policy.header, policy.parameters, policy.enums, policy.records, policy.inputs,
                     policy.definitions, policy.reports, policy.rules, text)
+
+
+MAX_DEPTH = 100
+
+
+def _check_depth(policy: n.Policy, text: str) -> None:
+    """Refuse expressions nested deeper than MAX_DEPTH, which later stages walk recursively."""
+    stack: list[tuple[n.Node, int]] = [(policy, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise PolicyError([Diagnostic("E001", "error", f"this expression is nested more than {MAX_DEPTH} levels "
+                                          "deep", node.span, "split it into several 'define' steps")], text)
+        stack.extend((child, depth + 1) for child in node.children())
 
 
 def parse_file(path: str | Path) -> n.Policy:
     """Read and parse a policy file, naming it in every diagnostic."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         from .diagnostics import UsageError
         raise UsageError(f"{p}: no such policy file") from None
