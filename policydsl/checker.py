@@ -392,6 +392,10 @@ class Checker:
             if e.months < 1:
                 self.error("E101", "a window needs at least 1 month", e.span)
             return t.WINDOW
+        if isinstance(e, n.Aggregate) and e.function == "count":
+            item = self.iteration(e.iterable, scope)
+            self.boolean(e.body, {**scope, e.var: item}, "the test after 'where'")
+            return t.COUNT
         if isinstance(e, n.Aggregate):
             item = self.iteration(e.iterable, scope)
             body = self.numeric(e.body, {**scope, e.var: item}, f"'{e.function} of'")

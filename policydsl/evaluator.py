@@ -305,6 +305,12 @@ class Compiler:
     def aggregate(self, e: n.Aggregate, local: frozenset[str]) -> Fn:
         items, var, mean = self.compile(e.iterable, local), e.var, e.function == "mean"
         body = self.compile(e.body, local | {var})
+        if e.function == "count":  # a yes/no test per item: count the yes
+            test = body
+
+            def body(c: Ctx) -> Any:
+                v = test(c)
+                return v if type(v) is Unknown else int(v)
 
         def agg(c: Ctx) -> Any:
             seq = items(c)

@@ -206,9 +206,9 @@ class Window(Expr):
 
 @dataclass(frozen=True, eq=False)
 class Aggregate(Expr):
-    """``mean of E for m in W`` / ``sum of E for m in W``."""
+    """``mean of E for m in W`` / ``sum of E for m in W`` / ``number of m in W where C`` (function "count")."""
 
-    function: str  # "mean" | "sum"
+    function: str  # "mean" | "sum" | "count"
     body: Expr
     var: str
     iterable: Expr

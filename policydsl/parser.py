@@ -418,6 +418,9 @@ class ToAst(Transformer_NonRecursive):
     def count(self, meta: Any, items: list[Any]) -> n.Expr:
         return n.Count(self._s(meta), items[0])
 
+    def count_where(self, meta: Any, items: list[Any]) -> n.Expr:
+        return n.Aggregate(self._s(meta), "count", items[2], str(items[0]), items[1])
+
 
 _OPERATORS = {"PLUS", "MINUS", "TIMES", "DIVIDE", "CMP_OP", "EQ", "PREFIX_BOUND", "POSTFIX_BOUND", "AND", "OR",
               "且", "或", "并且", "IN", "HAS", "IS", "NOT", "DOT", "LSQB", "LPAR", "在", "FOR"}
