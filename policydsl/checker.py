@@ -231,7 +231,7 @@ class Checker:
         if d.name in self.def_types:
             return self.def_types[d.name]
         if d.name in self.def_stack:
-            cycle = self.def_stack[self.def_stack.index(d.name):] + [d.name]
+            cycle = [*self.def_stack[self.def_stack.index(d.name):], d.name]
             key = frozenset(cycle)
             if key not in self.reported_cycles:
                 self.reported_cycles.add(key)
@@ -336,8 +336,9 @@ class Checker:
                 if f.name == e.name:
                     return self.resolve_type(f.type)
             sugg = _suggest(e.name, [f.name for f in rec.fields])
+            fields = ", ".join(f.name for f in rec.fields)
             self.error("E100", f"record '{rec.name}' has no field '{e.name}'", e.span,
-                       f"did you mean '{sugg}'?" if sugg else "its fields are: " + ", ".join(f.name for f in rec.fields))
+                       f"did you mean '{sugg}'?" if sugg else f"its fields are: {fields}")
             return t.ERROR
         if isinstance(e, n.Negate):
             return self.numeric(e.operand, scope, "'-'")

@@ -538,7 +538,7 @@ class Evaluator:
                 undetermined.append(rule.id)
                 missing |= r.paths
         status: str | None = None
-        gate: Any = True if pol.statuses else False
+        gate: Any = bool(pol.statuses)
         if pol.status_precondition is not None:
             o = own(pol.status_precondition)
             gate = o[0]
@@ -590,5 +590,14 @@ class Evaluator:
         return out
 
 
-__all__ = ["Evaluator", "Result", "Trace", "RuleTrace", "ConditionTrace", "ComparisonEvent", "EvaluationError",
-           "RecordValue", "Series"]
+__all__ = [
+    "ComparisonEvent",
+    "ConditionTrace",
+    "EvaluationError",
+    "Evaluator",
+    "RecordValue",
+    "Result",
+    "RuleTrace",
+    "Series",
+    "Trace",
+]

@@ -138,7 +138,7 @@ class Validator:
             return RecordValue(path, {k: v for k, v in inner.items() if v is not None})
         return None
 
-    def value(self, raw: Any, te: n.TypeExpr, path: str) -> Any:  # noqa: C901 - one case per declared type
+    def value(self, raw: Any, te: n.TypeExpr, path: str) -> Any:
         kind = te.kind
         if kind in ("money", "count", "number"):
             return self.number(raw, te, path)

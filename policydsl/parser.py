@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import date
-from fractions import Fraction
 import re
 from collections.abc import Iterator
+from datetime import date
+from fractions import Fraction
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from lark import Lark, Token, Transformer_NonRecursive, Tree, v_args
-from lark.lexer import PatternStr
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.lexer import PatternStr
 
 from . import nodes as n
 from .diagnostics import Diagnostic, PolicyError

@@ -134,13 +134,10 @@ def _rule_lines(pol: CheckedPolicy, rt: RuleTrace) -> list[str]:
         out.append(f"    {r.mode}")
     for ct in rt.conditions:
         out.append(f"    {_mark(ct.outcome)} requires {source_text(pol, ct.condition.expr)}")
-        shown = 0
-        for ev in ct.comparisons:
-            if shown >= 12:
-                out.append(f"        … {len(ct.comparisons) - shown} more comparisons")
-                break
-            out.append(f"        {_event_text(pol, ev)}")
-            shown += 1
+        limit = 12
+        out.extend(f"        {_event_text(pol, ev)}" for ev in ct.comparisons[:limit])
+        if len(ct.comparisons) > limit:
+            out.append(f"        … {len(ct.comparisons) - limit} more comparisons")
         if not ct.comparisons:
             vals = ", ".join(f"{k} = {show(v)}" for k, v in ct.values.items())
             if vals:
