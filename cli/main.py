@@ -114,6 +114,7 @@ def eval_cmd(household: str, policy_path: str | None, as_of: str | None, fmt: st
 def check_cmd(file: str | None, fmt: str, strict: bool) -> None:
     """Check a policy file and report every problem found (exit 1 on errors)."""
     path = file or str(default_policy_path())
+    source: str | None
     try:
         policy = load_policy(path)
         diags, source, errors = policy.warnings, policy.policy.source, 0

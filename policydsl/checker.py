@@ -121,8 +121,9 @@ class Checker:
                        "swap the two dates of 'in force from … to …'")
 
     def declare_types(self) -> None:
-        seen: dict[str, n.Node] = {}
-        for decl in (*self.policy.enums, *self.policy.records):
+        seen: dict[str, n.Enum | n.Record] = {}
+        decls: list[n.Enum | n.Record] = [*self.policy.enums, *self.policy.records]
+        for decl in decls:
             if decl.name in seen:
                 self.error("E103", f"'{decl.name}' is declared twice as a type", decl.span,
                            f"the first declaration is at line {seen[decl.name].span.line}; rename one of them")
@@ -382,8 +383,8 @@ class Checker:
             self.boolean(e.right, scope, f"each side of '{word}'")
             return t.BOOLEAN
         if isinstance(e, n.Quantified):
-            item = self.iteration(e.iterable, scope)
-            self.boolean(e.body, {**scope, e.var: item}, f"the test after '{'every' if e.every else 'any'} …:'")
+            var_type = self.iteration(e.iterable, scope)
+            self.boolean(e.body, {**scope, e.var: var_type}, f"the test after '{'every' if e.every else 'any'} …:'")
             return t.BOOLEAN
         if isinstance(e, n.Window):
             anchor = self.expr(e.anchor, scope)
@@ -394,12 +395,12 @@ class Checker:
                 self.error("E101", "a window needs at least 1 month", e.span)
             return t.WINDOW
         if isinstance(e, n.Aggregate) and e.function == "count":
-            item = self.iteration(e.iterable, scope)
-            self.boolean(e.body, {**scope, e.var: item}, "the test after 'where'")
+            var_type = self.iteration(e.iterable, scope)
+            self.boolean(e.body, {**scope, e.var: var_type}, "the test after 'where'")
             return t.COUNT
         if isinstance(e, n.Aggregate):
-            item = self.iteration(e.iterable, scope)
-            body = self.numeric(e.body, {**scope, e.var: item}, f"'{e.function} of'")
+            var_type = self.iteration(e.iterable, scope)
+            body = self.numeric(e.body, {**scope, e.var: var_type}, f"'{e.function} of'")
             if body.kind == "count":
                 return t.COUNT if e.function == "sum" else t.NUMBER
             return Type(body.kind, body.period) if body.kind != "error" else t.ERROR

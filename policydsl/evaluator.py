@@ -18,7 +18,7 @@ from . import nodes as n
 from .checker import CheckedPolicy
 from .diagnostics import PolicyDslError, UsageError
 from .household import Household
-from .values import RecordValue, Series, Unknown, divide_exact, exact, format_amount, merge
+from .values import Exact, RecordValue, Series, Unknown, divide_exact, exact, format_amount, merge
 
 Fn = Callable[["Ctx"], Any]
 _ARITH: dict[str, Callable[[Any, Any], Any]] = {"+": operator.add, "-": operator.sub, "*": operator.mul}
@@ -49,7 +49,7 @@ class Ctx:
     """Per-household evaluation state."""
 
     inputs: dict[str, Any]
-    params: dict[str, Fraction]
+    params: dict[str, Exact]
     as_of: date
     defs: dict[str, Any] = field(default_factory=dict)
     vars: dict[str, Any] = field(default_factory=dict)
@@ -198,11 +198,11 @@ class Compiler:
         if isinstance(e, n.Quantified):
             return self.quantified(e, local)
         if isinstance(e, n.Window):
-            anchor, count = self.compile(e.anchor, local), e.months
+            anchor, months = self.compile(e.anchor, local), e.months
 
             def window(c: Ctx) -> Any:
                 d = anchor(c)
-                return d if isinstance(d, Unknown) else months_before(d, count)
+                return d if isinstance(d, Unknown) else months_before(d, months)
             return window
         if isinstance(e, n.Aggregate):
             return self.aggregate(e, local)

@@ -177,9 +177,9 @@ class Validator:
                 return None
             members: set[str] = set()
             for i, item in enumerate(raw):
-                v = self.enum(item, te.of or "", f"{path}[{i}]")
-                if v is not None:
-                    members.add(v)
+                member = self.enum(item, te.of or "", f"{path}[{i}]")
+                if member is not None:
+                    members.add(member)
             return frozenset(members)
         if kind == "list":
             if not isinstance(raw, list):

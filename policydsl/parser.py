@@ -126,7 +126,9 @@ class ToAst(Transformer_NonRecursive):
                                          (n.Parameter, n.Enum, n.Record, n.Input, n.Definition, n.Report, n.Rule)}
         for s in stmts:
             groups[type(s)].append(s)
-        return n.Policy(self._s(meta), header, *(tuple(groups[k]) for k in groups))
+        g = {k: tuple(v) for k, v in groups.items()}
+        return n.Policy(self._s(meta), header, g[n.Parameter], g[n.Enum], g[n.Record], g[n.Input], g[n.Definition],
+                        g[n.Report], g[n.Rule])
 
     def header(self, meta: Any, items: list[Any]) -> n.Header:
         name, *rest = items
@@ -476,10 +478,11 @@ def _syntax_error(exc: UnexpectedInput, file: str, text: str) -> Diagnostic:
         return Diagnostic("E001", "error", "the file ends in the middle of a statement", span,
                           f"expected {_describe_expected(set(exc.expected))}")
     if isinstance(exc, UnexpectedCharacters):
-        char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
-        span = n.Span(file, line, column, line, column + 1, exc.pos_in_stream, exc.pos_in_stream + 1)
+        pos = exc.pos_in_stream or 0
+        char = text[pos] if pos < len(text) else "?"
+        span = n.Span(file, line, column, line, column + 1, pos, pos + 1)
         hint = None
-        rest_of_line = text[exc.pos_in_stream + 1:].split("\n", 1)[0]
+        rest_of_line = text[pos + 1:].split("\n", 1)[0]
         if char == '"' and '"' not in rest_of_line:
             return Diagnostic("E001", "error", "this quoted text is not closed", span,
                               'add the closing " on the same line; a text cannot span lines')

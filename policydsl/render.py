@@ -36,7 +36,8 @@ def show(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, Fraction)):
-        return format_amount(value) if value.denominator != 1 or abs(value) >= 100 else str(value.numerator)
+        whole_and_small = value.denominator == 1 and -100 < value < 100
+        return str(value.numerator) if whole_and_small else format_amount(value)
     plain = to_plain(value)
     return str(plain)
 

@@ -57,7 +57,9 @@ def exact(value: Fraction) -> Exact:
 
 def divide_exact(a: Exact, b: Exact) -> Exact:
     """Exact division: int / int would give a float, so it becomes a Fraction."""
-    return Fraction(a, b) if type(a) is int and type(b) is int else a / b
+    if type(a) is int and type(b) is int:
+        return Fraction(a, b)
+    return Fraction(a) / b
 
 
 def merge(*values: Any) -> Unknown:
@@ -69,7 +71,7 @@ def merge(*values: Any) -> Unknown:
     return Unknown(paths)
 
 
-def round_half_up(value: Fraction, places: int = 2) -> Fraction:
+def round_half_up(value: Exact, places: int = 2) -> Fraction:
     """Round for display only: half away from zero, at ``places`` decimals."""
     scale = 10**places
     num, den = abs(value.numerator) * scale, value.denominator
@@ -77,7 +79,7 @@ def round_half_up(value: Fraction, places: int = 2) -> Fraction:
     return Fraction(units if value >= 0 else -units, scale)
 
 
-def format_amount(value: Fraction, places: int = 2) -> str:
+def format_amount(value: Exact, places: int = 2) -> str:
     """An exact amount as a fixed-point string, e.g. Fraction(2520, 3) → '840.00' (half up)."""
     scale = 10**places
     num, den = value.numerator, value.denominator
