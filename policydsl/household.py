@@ -35,6 +35,25 @@ class JsonSyntaxError(PolicyDslError):
         super().__init__(f"{span}: not valid JSON: {message}" + (f"\n{shown}" if shown else ""))
 
 
+class JsonObject(dict):  # type: ignore[type-arg]
+    """A JSON object that remembers keys given twice (json keeps only the last one, silently)."""
+
+    duplicates: tuple[str, ...] = ()
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = JsonObject(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        repeated: list[str] = []
+        for key, _ in pairs:
+            if key in seen:
+                repeated.append(key)
+            seen.add(key)
+        obj.duplicates = tuple(repeated)
+    return obj
+
+
 class NonFinite:
     """Stands for NaN/Infinity found by the JSON reader, so the validator can name its path."""
 
@@ -54,7 +73,7 @@ class Household:
 def load_json(text: str, source: str = "household") -> Any:
     """Parse JSON text keeping numbers exact (no float ever) and NaN/Infinity visible to the validator."""
     try:
-        return json.loads(text, parse_float=Decimal, parse_constant=NonFinite)
+        return json.loads(text, parse_float=Decimal, parse_constant=NonFinite, object_pairs_hook=_object)
     except json.JSONDecodeError as exc:
         raise JsonSyntaxError(source, text, exc.lineno, exc.colno, exc.msg) from None
     except RecursionError:
@@ -97,11 +116,16 @@ class Validator:
     def fail(self, path: str, message: str) -> None:
         self.problems.append(InputProblem(path, message))
 
+    def no_duplicates(self, obj: dict[str, Any], path: str) -> None:
+        for key in getattr(obj, "duplicates", ()):
+            self.fail(_join(path, key), "given twice in the same object; keep only one")
+
     def household(self, doc: Any, source: str) -> Household:
         if not isinstance(doc, dict):
             raise HouseholdError([InputProblem("", f"a household must be a JSON object, not {_kind(doc)}")], source)
         values: dict[str, Any] = {}
         as_of: date | None = None
+        self.no_duplicates(doc, "")
         for key, raw in doc.items():
             if not isinstance(key, str):
                 key = str(key)
@@ -159,6 +183,7 @@ class Validator:
                 self.fail(path, f'expected an object of monthly amounts such as {{"2019-03": 1500}}, got {_kind(raw)}')
                 return None
             data: dict[str, Exact] = {}
+            self.no_duplicates(raw, path)
             for key, amount in raw.items():
                 key = str(key)
                 m = MONTH_KEY.match(key)
@@ -273,6 +298,7 @@ class Validator:
             return None
         fields = {f.name: f for f in rec.fields}
         data: dict[str, Any] = {}
+        self.no_duplicates(raw, path)
         for key, item in raw.items():
             key = str(key)
             f = fields.get(key)
