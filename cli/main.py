@@ -129,7 +129,7 @@ def check_cmd(file: str | None, fmt: str, strict: bool) -> None:
         for d in diags:
             click.echo(d.render(source), err=True)
             click.echo("", err=True)
-        verdict = "ok" if not errors else "invalid"
+        verdict = "invalid" if errors else "fails --strict" if strict and warnings else "ok"
         click.echo(f"{path}: {verdict}: {errors} error{'s' * (errors != 1)}, "
                    f"{warnings} warning{'s' * (warnings != 1)}")
     if errors or (strict and warnings):
@@ -163,9 +163,11 @@ def test_cmd(path: str | None, verbose: bool, keyword: str | None) -> None:
             for line in outcome.failures:
                 click.echo("     " + line.replace("\n", "\n     "))
     click.echo(f"{passed} passed, {failed} failed")
-    if failed or not passed:
-        if not passed and not failed:
-            click.echo(f"no test cases found under {root}", err=True)
+    if not passed and not failed:
+        where = f"matching -k {keyword!r} " if keyword else ""
+        click.echo(f"no test cases {where}found under {root}", err=True)
+        sys.exit(1)
+    if failed:
         sys.exit(1)
 
 

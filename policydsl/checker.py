@@ -122,7 +122,7 @@ class Checker:
 
     def declare_types(self) -> None:
         seen: dict[str, n.Enum | n.Record] = {}
-        decls: list[n.Enum | n.Record] = [*self.policy.enums, *self.policy.records]
+        decls: list[n.Enum | n.Record] = sorted([*self.policy.enums, *self.policy.records], key=lambda d: d.span.start)
         for decl in decls:
             if decl.name in seen:
                 self.error("E103", f"'{decl.name}' is declared twice as a type", decl.span,
@@ -191,8 +191,13 @@ class Checker:
     def declare_values(self) -> None:
         self.symbols["as_of"] = Symbol("as_of", "builtin", t.DATE, None, "评估日期")
         for e in self.policy.enums:
+            if self.enums.get(e.name) is not e:
+                continue  # a second type of the same name: already reported
+            declared: set[str] = set()
             for m in e.members:
-                self.add_symbol(Symbol(m.name, "member", Type("enum", of=e.name), m, m.label), m.span)
+                if m.name not in declared:  # a member listed twice was reported by declare_types
+                    declared.add(m.name)
+                    self.add_symbol(Symbol(m.name, "member", Type("enum", of=e.name), m, m.label), m.span)
         for i in self.policy.inputs:
             self.add_symbol(Symbol(i.name, "input", self.resolve_type(i.type), i, i.label), i.span)
         for param in self.policy.parameters:
@@ -213,10 +218,16 @@ class Checker:
             return
         starts = [v.start for v in param.values]
         for a, b in zip(param.values, param.values[1:], strict=False):
-            if b.start <= a.start:
+            if b.start == a.start:
+                self.error("E106", f"'{param.name}' has two values from {b.start}", b.span,
+                           "keep one value per date")
+            elif b.start < a.start:
                 self.error("E106", f"the values of '{param.name}' must be in date order: {b.start} comes after "
                                    f"{a.start}", b.span, "list the dated values from the oldest to the newest")
         for v in param.values:
+            if param.type.minimum is not None and v.value < param.type.minimum:
+                self.error("E101", f"the value {v.text} of '{param.name}' is below its lower bound "
+                                   f"{param.type.minimum}", v.span)
             if v.confirmed is None:
                 self.warn("W204", f"the value {v.text} of '{param.name}' from {v.start} does not say whether it "
                                   "is confirmed", v.span, "add 'confirmed \"source\"' or 'unconfirmed \"why\"'")
@@ -312,6 +323,9 @@ class Checker:
                     enum_name = ty.of
                 elif ty.of != enum_name:
                     self.error("E101", f"a set mixes {enum_name} values with {ty.of} values", item.span)
+            if not e.items:
+                self.error("E101", "an empty set {} has no values to test", e.span,
+                           "to test that a set has no values, write '… is empty'")
             return Type("set", of=enum_name) if enum_name else t.ERROR
         if isinstance(e, n.Index):
             target = self.expr(e.target, scope)
@@ -393,7 +407,7 @@ class Checker:
                            e.anchor.span, "write e.g. 'last 6 months before as_of'")
             if e.months < 1:
                 self.error("E101", "a window needs at least 1 month", e.span)
-            return t.WINDOW
+            return Type("window", of=str(e.months))
         if isinstance(e, n.Aggregate) and e.function == "count":
             var_type = self.iteration(e.iterable, scope)
             self.boolean(e.body, {**scope, e.var: var_type}, "the test after 'where'")
@@ -403,7 +417,13 @@ class Checker:
             body = self.numeric(e.body, {**scope, e.var: var_type}, f"'{e.function} of'")
             if body.kind == "count":
                 return t.COUNT if e.function == "sum" else t.NUMBER
-            return Type(body.kind, body.period) if body.kind != "error" else t.ERROR
+            if body.kind == "error":
+                return t.ERROR
+            window = self.types.get(id(e.iterable))
+            if e.function == "sum" and body.period == "month" and window and window.kind == "window" and window.of:
+                months = int(window.of)  # a sum of monthly amounts over N months is an N-month total
+                return Type("money", "month" if months == 1 else "year" if months == 12 else f"{months} months")
+            return Type(body.kind, body.period)
         if isinstance(e, n.Count):
             ty = self.expr(e.operand, scope)
             if ty.kind not in ("set", "list", "window", "error"):
@@ -520,7 +540,8 @@ class Checker:
                        "both sides must be the same kind of value")
             return
         if e.op not in ("=", "!=") and left.kind not in ("date",):
-            self.error("E101", f"{word} cannot order {left.describe()}s; only '=' and '!=' apply", e.span)
+            self.error("E101", f"{word} cannot order values of this kind ({left.describe()}); only '=' and '!=' "
+                               "apply to them", e.span)
 
     # -- rules
     def check_rules(self) -> tuple[n.Rule | None, list[n.Rule], list[n.Rule], n.Rule | None, list[n.Rule]]:

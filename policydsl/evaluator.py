@@ -7,6 +7,7 @@ three-valued (false ∧ unknown = false, true ∨ unknown = true), as spec §8 r
 
 from __future__ import annotations
 
+import contextlib
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -289,12 +290,19 @@ class Compiler:
                 return seq
             saved = c.vars.get(var, _UNSET)
             result: Any = every
+            decided = False
             for item in seq:
                 c.vars[var] = item
+                if decided:  # traced only: the remaining items, for the record; they cannot change the result
+                    with contextlib.suppress(EvaluationError):
+                        body(c)
+                    continue
                 v = body(c)
                 result = and3(result, v) if every else or3(result, v)
-                if not full and result is (not every):
-                    break
+                if result is (not every):
+                    decided = True
+                    if not full:
+                        break
             if saved is _UNSET:
                 c.vars.pop(var, None)
             else:
@@ -305,6 +313,7 @@ class Compiler:
     def aggregate(self, e: n.Aggregate, local: frozenset[str]) -> Fn:
         items, var, mean = self.compile(e.iterable, local), e.var, e.function == "mean"
         body = self.compile(e.body, local | {var})
+        span = e.span
         if e.function == "count":  # a yes/no test per item: count the yes
             test = body
 
@@ -333,7 +342,10 @@ class Compiler:
             if unknown:
                 return merge(*unknown)
             if mean:
-                return divide_exact(total, len(seq)) if len(seq) else Unknown(frozenset())
+                if not seq:
+                    raise EvaluationError(f"{span}: the mean of an empty list is not defined; test first that the "
+                                          "list is not empty")
+                return divide_exact(total, len(seq))
             return total
         return agg
 
@@ -414,6 +426,20 @@ class Result:
 _NO_CONDITIONS: list[ConditionTrace] = []
 
 
+@dataclass(frozen=True)
+class NotEvaluated:
+    """In a trace: a value the result did not need and that could not be computed (e.g. a division by zero)."""
+
+    reason: str
+
+
+def _for_the_record(fn: Fn, ctx: Ctx) -> Any:
+    try:
+        return fn(ctx)
+    except EvaluationError as exc:
+        return NotEvaluated(str(exc))
+
+
 def _all_of(fns: list[Fn]) -> Fn:
     """One closure for a rule's conditions: stops at the first false one (false ∧ unknown = false)."""
     if not fns:
@@ -484,21 +510,30 @@ class Evaluator:
         if trace:
             for d in self.policy.policy.definitions:
                 ctx.events = []
-                definitions[d.name] = self.slow.name(n.Name(n.NOWHERE, d.name), frozenset())(ctx)
+                definitions[d.name] = _for_the_record(self.slow.name(n.Name(n.NOWHERE, d.name), frozenset()), ctx)
                 definition_events[d.name] = ctx.events
 
         combined = self.combined
 
-        def own(rule: n.Rule) -> tuple[Any, list[ConditionTrace]]:
+        def own(rule: n.Rule, needed: bool = True) -> tuple[Any, list[ConditionTrace]]:
+            """The rule's own conditions; ``needed`` is False where the result cannot depend on them.
+
+            The trace evaluates more than the result needs (every condition, every rule); what only the
+            trace evaluates is guarded, so an error there (a division by zero) cannot make a traced
+            evaluation fail where an untraced one succeeds.
+            """
             if not trace:
                 return combined[id(rule)](ctx), _NO_CONDITIONS
             result: Any = True
             conds: list[ConditionTrace] = []
             for cond, fn in zip(rule.conditions, fns[id(rule)], strict=True):
                 ctx.events = []
-                v = fn(ctx)
+                if needed and result is not False:
+                    v = fn(ctx)
+                    result = and3(result, v)
+                else:
+                    v = _for_the_record(fn, ctx)
                 conds.append(ConditionTrace(cond, v, ctx.events, self._named_values(cond, ctx)))
-                result = and3(result, v)
             return result, conds
 
         def record(rule: n.Rule, own_value: tuple[Any, list[ConditionTrace]], result: Any) -> None:
@@ -529,7 +564,7 @@ class Evaluator:
         for rule in pol.measures:
             if eligible is False and not trace:
                 continue
-            o = own(rule)
+            o = own(rule, needed=eligible is not False)
             r = and3(eligible, o[0])
             record(rule, o, r)
             if r is True:
@@ -547,7 +582,7 @@ class Evaluator:
         for rule in pol.statuses:
             if gate is False and not trace:
                 break
-            o = own(rule)
+            o = own(rule, needed=gate is not False)
             r = and3(and3(gate, not_before), o[0])
             record(rule, o, r)
             if r is True and status is None:
@@ -562,7 +597,8 @@ class Evaluator:
             v = fn(ctx)
             if not isinstance(v, Unknown):
                 exact_values[name] = Fraction(v)
-                values[name] = format_amount(v)
+                money = self.policy.symbols[name].type.kind == "money"
+                values[name] = format_amount(v) if money or Fraction(v).denominator != 1 else str(v)
         force = pol.policy.header.in_force
         in_force = force is None or force[0] <= day <= force[1]
         result = Result(pol, day, in_force, _tri(eligible), categories, categories[0] if categories else None,

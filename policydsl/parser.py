@@ -405,11 +405,18 @@ class ToAst(Transformer_NonRecursive):
     def call(self, meta: Any, items: list[Any]) -> n.Expr:
         return n.Call(self._s(meta), str(items[0]), items[1])
 
+    def monthly_call(self, meta: Any, items: list[Any]) -> n.Expr:
+        return n.Call(self._s(meta), "monthly", items[-1])
+
     def set_literal(self, meta: Any, items: list[Any]) -> n.Expr:
         return n.SetLiteral(self._s(meta), tuple(i for i in items if i is not None))
 
     def window(self, meta: Any, items: list[Any]) -> n.Expr:
-        return n.Window(self._s(meta), int(str(items[0])), items[1])
+        months = str(items[0])
+        if not months.isdigit():
+            raise PolicyError([Diagnostic("E001", "error", f"a window counts whole months, not {months}",
+                                          _tok_span(self.file, items[0]), "write e.g. 'last 6 months before as_of'")])
+        return n.Window(self._s(meta), int(months), items[1])
 
     def mean(self, meta: Any, items: list[Any]) -> n.Expr:
         return n.Aggregate(self._s(meta), "mean", items[0], str(items[1]), items[2])
@@ -510,7 +517,13 @@ def _syntax_error(exc: UnexpectedInput, file: str, text: str) -> Diagnostic:
             message = f"'{shown}' is a word of the language and cannot be used as a name"
             hint = "choose another name, e.g. with a prefix or suffix"
         return Diagnostic("E001", "error", message, span, hint)
-    if tok.type == "NAME" and any(w in str(tok) for w in ("低于", "超过", "以内", "以上", "以下", "达到", "不满")):
+    words = ("低于", "超过", "以内", "以上", "以下", "达到", "不满", "届满")
+    preceding = text[:tok.start_pos or 0].rstrip(" \t")
+    glued = next((w for w in words if preceding.endswith(w) and len(preceding) > len(w)
+                  and not preceding[-len(w) - 1].isspace()), None)
+    if glued:
+        hint = f"put a space before '{glued}': boundary words stand apart, e.g. 'a {glued} b'"
+    elif tok.type == "NAME" and any(w in str(tok) for w in words):
         hint += "; put spaces around boundary words, e.g. 'a 低于 b'"
     return Diagnostic("E001", "error", f"unexpected {what}", span, hint)
 

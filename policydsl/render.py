@@ -5,17 +5,20 @@ Numbers are formatted here only, from the exact values of the evaluation.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from . import nodes as n
 from .checker import CheckedPolicy
-from .evaluator import ComparisonEvent, Result, RuleTrace
-from .values import Fraction, Unknown, format_amount, to_plain
+from .evaluator import ComparisonEvent, NotEvaluated, Result, RuleTrace
+from .values import Fraction, RecordValue, Unknown, format_amount, to_plain
 
 _OUTCOME = {True: "✓", False: "✗"}
 
 
 def _mark(v: Any) -> str:
+    if isinstance(v, NotEvaluated):
+        return "–"
     return "?" if isinstance(v, Unknown) else _OUTCOME[bool(v)]
 
 
@@ -33,13 +36,18 @@ def show(value: Any) -> str:
     """A runtime value for a person: amounts with two decimals, unknowns as 'missing (…)'."""
     if isinstance(value, Unknown):
         return "missing (" + ", ".join(sorted(value.paths)) + ")" if value.paths else "missing"
+    if isinstance(value, NotEvaluated):
+        return f"not evaluated: {value.reason}"
+    if isinstance(value, RecordValue):
+        return value.path
+    if isinstance(value, str):
+        return value
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, Fraction)):
         whole_and_small = value.denominator == 1 and -100 < value < 100
         return str(value.numerator) if whole_and_small else format_amount(value)
-    plain = to_plain(value)
-    return str(plain)
+    return json.dumps(to_plain(value), ensure_ascii=False)
 
 
 def _label(policy: CheckedPolicy, rule_id: str) -> str:
@@ -82,8 +90,15 @@ def render_text(result: Result, trace: bool = False) -> str:
         lines.append("Measures 帮扶措施:")
         lines += [f"  - {m}  {_label(pol, m)}" for m in result.measures]
     if pol.statuses:
-        status = f"{result.status}  {_label(pol, result.status)}" if result.status else "— (not filed / 未建档)"
-        lines.append(f"Status 解困脱困状态: {status}")
+        status_ids = {r.id for r in pol.statuses}
+        if result.status:
+            status = f"{result.status}  {_label(pol, result.status)}"
+        elif status_ids & set(result.undetermined):
+            status = "undetermined 待定 (facts missing)"
+        else:
+            gate = pol.status_precondition
+            status = f"— (only for: {gate.label or gate.id})" if gate is not None else "—"
+        lines.append(f"Status 状态: {status}")
     if result.undetermined:
         lines.append("Undetermined 待定 (depend on missing facts):")
         lines += [f"  ? {u}  {_label(pol, u)}" for u in result.undetermined]
@@ -101,7 +116,8 @@ def render_text(result: Result, trace: bool = False) -> str:
                 if pv.confirmed is False:
                     note += "; UNCONFIRMED 未确认" + (f": {pv.note}" if pv.note else "")
                 note += ")"
-            lines.append(f"  {sym.label or name} {name} = {text} 元{note}")
+            unit = " 元" if sym.type.kind == "money" else ""
+            lines.append(f"  {sym.label or name} {name} = {text}{unit}{note}")
     for w in result.warnings:
         lines.append(f"warning: {w}")
     if trace and result.trace is not None:
@@ -114,7 +130,7 @@ def render_text(result: Result, trace: bool = False) -> str:
 
 def _event_text(pol: CheckedPolicy, ev: ComparisonEvent) -> str:
     c = ev.node
-    bound = ", ".join(f"{k}={v}" for k, v in ev.bindings.items())
+    bound = ", ".join(f"{k}={show(v)}" for k, v in ev.bindings.items())
     where = f" [{bound}]" if bound else ""
     left, right = source_text(pol, c.left), source_text(pol, c.right)
     if c.word in ("以上", "以下", "以内"):
@@ -135,6 +151,9 @@ def _rule_lines(pol: CheckedPolicy, rt: RuleTrace) -> list[str]:
         out.append(f"    {r.mode}")
     for ct in rt.conditions:
         out.append(f"    {_mark(ct.outcome)} requires {source_text(pol, ct.condition.expr)}")
+        if isinstance(ct.outcome, NotEvaluated):
+            out.append(f"        (not needed for the result, and not computable: {ct.outcome.reason})")
+            continue
         limit = 12
         out.extend(f"        {_event_text(pol, ev)}" for ev in ct.comparisons[:limit])
         if len(ct.comparisons) > limit:
@@ -152,6 +171,8 @@ def trace_json(result: Result) -> dict[str, Any]:
     pol = result.policy
 
     def tri(v: Any) -> Any:
+        if isinstance(v, NotEvaluated):
+            return {"not_evaluated": v.reason}
         return None if isinstance(v, Unknown) else bool(v)
 
     def span(node: n.Node) -> dict[str, Any]:

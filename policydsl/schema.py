@@ -33,7 +33,9 @@ def _type(policy: CheckedPolicy, te: n.TypeExpr, title: str | None) -> dict[str,
     elif te.kind == "monthly":
         out.update({"type": "object", "description": "amount per calendar month, keys YYYY-MM",
                     "propertyNames": {"pattern": _MONTH},
-                    "additionalProperties": {"anyOf": [{"type": "number", **minimum}, {"type": "null"}]}})
+                    "additionalProperties": {"anyOf": [{"type": "number", **minimum},
+                                                       {"type": "string", "pattern": r"^\d+(\.\d+)?$"},
+                                                       {"type": "null"}]}})
     elif te.kind == "set":
         out.update({"type": "array", "uniqueItems": True, "items": {"$ref": f"#/$defs/{te.of}"}})
     elif te.kind == "list":
@@ -52,7 +54,8 @@ def household_schema(policy: CheckedPolicy) -> dict[str, Any]:
     for r in policy.records.values():
         defs[r.name] = {"title": r.label or r.name, "type": "object",
                         "properties": {f.name: _nullable(_type(policy, f.type, f.label)) for f in r.fields}}
-    props: dict[str, Any] = {"as_of": {"title": "评估日期 assessment date", "type": "string", "format": "date"}}
+    props: dict[str, Any] = {"as_of": _nullable({"title": "评估日期 assessment date", "type": "string",
+                                                 "format": "date"})}
     for i in policy.policy.inputs:
         props[i.name] = _nullable(_type(policy, i.type, i.label))
     h = policy.policy.header

@@ -89,6 +89,7 @@ def _stringify_keys(value: Any) -> Any:
 
 
 def _policy_for(test_file: Path, named: str | None) -> Path:
+    test_file = test_file.resolve()
     if named:
         return (test_file.parent / named).resolve()
     candidates = sorted(test_file.parent.parent.glob("*.policy"))
@@ -114,7 +115,7 @@ def load_cases(path: Path) -> list[Case]:
     cases = []
     for i, raw in enumerate(doc["cases"]):
         if not isinstance(raw, dict) or "expect" not in raw:
-            raise UsageError(f"{path}: case {i + 1} needs 'name', 'household' and 'expect'")
+            raise UsageError(f"{path}: case {i + 1} needs an 'expect:' (and usually a 'name:' and a 'household:')")
         as_of = raw.get("as_of", default_as_of)
         if isinstance(as_of, str):
             try:
@@ -158,8 +159,8 @@ def compare(expect: dict[str, Any], actual: dict[str, Any]) -> list[str]:
             if got != want:
                 extra = [g for g in got if g not in want]
                 lacking = [w for w in want if w not in got]
-                detail = "; ".join(filter(None, [f"unexpected {extra}" if extra else "",
-                                                 f"missing {lacking}" if lacking else "",
+                detail = "; ".join(filter(None, [f"not expected: {extra}" if extra else "",
+                                                 f"expected but absent: {lacking}" if lacking else "",
                                                  "order differs" if not extra and not lacking else ""]))
                 out.append(f"{key}: expected {want}\n{' ' * (len(key) + 2)}got      {got}   ({detail})")
         elif key in _SCALAR_KEYS:

@@ -10,7 +10,8 @@ class Type:
     """A value's type.
 
     kind: money, count, number, boolean, date, text, enum, set, list, record, series, window, month, error.
-    period: for money and series, "month", "year" or None (an amount held on a day, such as savings).
+    period: for money and series, "month", "year", "N months" (a total over a window of N months) or None
+        (an amount held on a day, such as savings).
     of: the enum of an enum or set, the record of a record or list.
     literal: a number written in the policy (it takes the unit of what it is compared with).
     """
@@ -31,6 +32,9 @@ class Type:
     def describe(self) -> str:
         """The type in words, e.g. 'a monthly amount (元 per month)'."""
         if self.kind == "money":
+            if self.period and self.period.endswith(" months"):
+                months = self.period.split()[0]
+                return f"a {months}-month total (元 over {months} months)"
             return {"month": "a monthly amount (元 per month)", "year": "a 12-month amount (元 per year)",
                     None: "an amount of money (元)"}[self.period]
         if self.kind == "number" and self.literal:
@@ -39,7 +43,8 @@ class Type:
             "count": "a count", "number": "a number", "boolean": "a yes/no fact", "date": "a date",
             "text": "a text", "enum": f"one {self.of} value", "set": f"a set of {self.of} values",
             "list": f"a list of {self.of}", "record": f"a {self.of} record", "series": "a monthly series of amounts",
-            "window": "a window of months", "month": "a month", "error": "an invalid value",
+            "window": f"a window of {self.of} months" if self.of else "a window of months",
+            "month": "a month", "error": "an invalid value",
         }[self.kind]
 
 
