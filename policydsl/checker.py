@@ -16,6 +16,7 @@ from . import types as t
 from .diagnostics import Diagnostic, PolicyError
 from .types import Type
 
+MAX_WINDOW = 1200  # months: a century, far beyond any rule, and quick to evaluate
 BOUNDARY_WORDS = ("低于", "不满", "超过", "达到", "届满", "以上", "以下", "以内")
 FUNCTIONS = {"annual": "a monthly amount ×12, as a 12-month amount",
              "monthly": "a 12-month amount ÷12, as a monthly amount"}
@@ -222,8 +223,9 @@ class Checker:
                 self.error("E106", f"'{param.name}' has two values from {b.start}", b.span,
                            "keep one value per date")
             elif b.start < a.start:
-                self.error("E106", f"the values of '{param.name}' must be in date order: {b.start} comes after "
-                                   f"{a.start}", b.span, "list the dated values from the oldest to the newest")
+                self.error("E106", f"the values of '{param.name}' must be in date order, but the value from "
+                                   f"{b.start} is listed after the one from {a.start}", b.span,
+                           "list the dated values from the oldest to the newest")
         for v in param.values:
             if param.type.minimum is not None and v.value < param.type.minimum:
                 self.error("E101", f"the value {v.text} of '{param.name}' is below its lower bound "
@@ -405,8 +407,8 @@ class Checker:
             if anchor.kind not in ("date", "error"):
                 self.error("E101", f"a window counts back from a date, but this is {anchor.describe()}",
                            e.anchor.span, "write e.g. 'last 6 months before as_of'")
-            if e.months < 1:
-                self.error("E101", "a window needs at least 1 month", e.span)
+            if not 1 <= e.months <= MAX_WINDOW:
+                self.error("E101", f"a window has from 1 to {MAX_WINDOW} months, not {e.months}", e.span)
             return Type("window", of=str(e.months))
         if isinstance(e, n.Aggregate) and e.function == "count":
             var_type = self.iteration(e.iterable, scope)

@@ -463,6 +463,82 @@ def _tri(v: Any) -> bool | None:
     return None if isinstance(v, Unknown) else bool(v)
 
 
+class _Run:
+    """One evaluation: the context, what held, what is undetermined and why, and the trace if asked for."""
+
+    def __init__(self, evaluator: Evaluator, ctx: Ctx, trace: bool) -> None:
+        self.ev = evaluator
+        self.ctx = ctx
+        self.trace = trace
+        self.fns = evaluator.rules[trace]
+        self.held: set[str] = set()
+        self.undetermined: list[str] = []
+        self.missing: set[str] = set()
+        self.traces: list[RuleTrace] = []
+        self.definition_values: dict[str, Any] = {}
+        self.definition_events: dict[str, list[ComparisonEvent]] = {}
+        self.last_own: Any = True
+
+    def definitions(self) -> None:
+        """Traced only: every definition's value, each with the comparisons it made."""
+        for d in self.ev.policy.policy.definitions:
+            self.ctx.events = []
+            fn = self.ev.slow.name(n.Name(n.NOWHERE, d.name), frozenset())
+            self.definition_values[d.name] = _for_the_record(fn, self.ctx)
+            self.definition_events[d.name] = self.ctx.events
+
+    def own(self, rule: n.Rule, needed: bool) -> tuple[Any, Any, list[ConditionTrace]]:
+        """The rule's own conditions: (value for the result, value to show, condition traces).
+
+        ``needed`` is False where the result cannot depend on them. The trace evaluates more than the
+        result needs (every condition of every rule); what only the trace evaluates is guarded, so an
+        error there (a division by zero) cannot make a traced evaluation fail where an untraced one works.
+        """
+        if not self.trace:
+            return self.ev.combined[id(rule)](self.ctx), None, _NO_CONDITIONS
+        ctx = self.ctx
+        result: Any = True
+        shown: Any = True
+        conds: list[ConditionTrace] = []
+        for cond, fn in zip(rule.conditions, self.fns[id(rule)], strict=True):
+            ctx.events = []
+            if needed and result is not False:
+                v = fn(ctx)
+                result = and3(result, v)
+            else:
+                v = _for_the_record(fn, ctx)
+            if not isinstance(v, NotEvaluated):
+                shown = and3(shown, v)
+            conds.append(ConditionTrace(cond, v, ctx.events, self.ev._named_values(cond, ctx)))
+        return result, shown, conds
+
+    def gate(self, rule: n.Rule | None) -> Any:
+        """A precondition's value (true when the policy has none)."""
+        if rule is None:
+            return True
+        value, shown, conds = self.own(rule, needed=True)
+        if self.trace:
+            self.traces.append(RuleTrace(rule, shown, value, conds))
+        return value
+
+    def rule(self, rule: n.Rule, gate: Any) -> Any:
+        """A category, measure or status behind its gate; records whether it held or is undetermined."""
+        if gate is False and not self.trace:
+            self.last_own = True
+            return False
+        value, shown, conds = self.own(rule, needed=gate is not False)
+        self.last_own = value
+        result = and3(gate, value)
+        if self.trace:
+            self.traces.append(RuleTrace(rule, shown, result, conds))
+        if result is True:
+            self.held.add(rule.id)
+        elif isinstance(result, Unknown):
+            self.undetermined.append(rule.id)
+            self.missing |= result.paths
+        return result
+
+
 class Evaluator:
     """A policy compiled for evaluation; call ``evaluate`` once per household."""
 
@@ -502,115 +578,56 @@ class Evaluator:
         """Evaluate one household; ``as_of`` (e.g. from --as-of) wins over the household's own date."""
         day = as_of or household.as_of or date.today()
         params = self.parameter_values(day)
-        ctx = Ctx(household.values, {k: exact(v.value) for k, v in params.items()}, day)
-        fns = self.rules[trace]
-        traces: list[RuleTrace] = []
-        definitions: dict[str, Any] = {}
-        definition_events: dict[str, list[ComparisonEvent]] = {}
-        if trace:
-            for d in self.policy.policy.definitions:
-                ctx.events = []
-                definitions[d.name] = _for_the_record(self.slow.name(n.Name(n.NOWHERE, d.name), frozenset()), ctx)
-                definition_events[d.name] = ctx.events
-
-        combined = self.combined
-
-        def own(rule: n.Rule, needed: bool = True) -> tuple[Any, list[ConditionTrace]]:
-            """The rule's own conditions; ``needed`` is False where the result cannot depend on them.
-
-            The trace evaluates more than the result needs (every condition, every rule); what only the
-            trace evaluates is guarded, so an error there (a division by zero) cannot make a traced
-            evaluation fail where an untraced one succeeds.
-            """
-            if not trace:
-                return combined[id(rule)](ctx), _NO_CONDITIONS
-            result: Any = True
-            conds: list[ConditionTrace] = []
-            for cond, fn in zip(rule.conditions, fns[id(rule)], strict=True):
-                ctx.events = []
-                if needed and result is not False:
-                    v = fn(ctx)
-                    result = and3(result, v)
-                else:
-                    v = _for_the_record(fn, ctx)
-                conds.append(ConditionTrace(cond, v, ctx.events, self._named_values(cond, ctx)))
-            return result, conds
-
-        def record(rule: n.Rule, own_value: tuple[Any, list[ConditionTrace]], result: Any) -> None:
-            if trace:
-                traces.append(RuleTrace(rule, own_value[0], result, own_value[1]))
-
+        run = _Run(self, Ctx(household.values, {k: exact(v.value) for k, v in params.items()}, day), trace)
         pol = self.policy
-        pre: Any = True
-        if pol.precondition is not None:
-            o = own(pol.precondition)
-            pre = o[0]
-            record(pol.precondition, o, pre)
-        categories: list[str] = []
-        undetermined: list[str] = []
-        missing: set[str] = set()
+        if trace:
+            run.definitions()
+        pre = run.gate(pol.precondition)
         eligible: Any = False
         for rule in pol.categories:
-            o = own(rule)
-            r = and3(pre, o[0])
-            record(rule, o, r)
-            eligible = or3(eligible, r)
-            if r is True:
-                categories.append(rule.id)
-            elif isinstance(r, Unknown):
-                undetermined.append(rule.id)
-                missing |= r.paths
-        measures: list[str] = []
+            eligible = or3(eligible, run.rule(rule, pre))
         for rule in pol.measures:
-            if eligible is False and not trace:
-                continue
-            o = own(rule, needed=eligible is not False)
-            r = and3(eligible, o[0])
-            record(rule, o, r)
-            if r is True:
-                measures.append(rule.id)
-            elif isinstance(r, Unknown):
-                undetermined.append(rule.id)
-                missing |= r.paths
+            run.rule(rule, eligible)
+        status_gate = run.gate(pol.status_precondition) if pol.statuses else False
+        not_before: Any = True  # first that holds: a status needs every earlier one not to hold
         status: str | None = None
-        gate: Any = bool(pol.statuses)
-        if pol.status_precondition is not None:
-            o = own(pol.status_precondition)
-            gate = o[0]
-            record(pol.status_precondition, o, gate)
-        not_before: Any = True
         for rule in pol.statuses:
-            if gate is False and not trace:
-                break
-            o = own(rule, needed=gate is not False)
-            r = and3(and3(gate, not_before), o[0])
-            record(rule, o, r)
+            r = run.rule(rule, and3(status_gate, not_before))
             if r is True and status is None:
                 status = rule.id
-            elif isinstance(r, Unknown):
-                undetermined.append(rule.id)
-                missing |= r.paths
-            not_before = and3(not_before, not3(o[0]))
+            not_before = and3(not_before, not3(run.last_own))
         values: dict[str, str] = {}
         exact_values: dict[str, Fraction] = {}
         for name, fn in self.reports[trace]:
-            v = fn(ctx)
+            v = fn(run.ctx)
             if not isinstance(v, Unknown):
                 exact_values[name] = Fraction(v)
-                money = self.policy.symbols[name].type.kind == "money"
+                money = pol.symbols[name].type.kind == "money"
                 values[name] = format_amount(v) if money or Fraction(v).denominator != 1 else str(v)
         force = pol.policy.header.in_force
         in_force = force is None or force[0] <= day <= force[1]
+        categories = [r.id for r in pol.categories if r.id in run.held]
         result = Result(pol, day, in_force, _tri(eligible), categories, categories[0] if categories else None,
-                        undetermined, measures, status, sorted(missing), values, exact_values, params,
-                        list(household.warnings))
+                        run.undetermined, [r.id for r in pol.measures if r.id in run.held], status,
+                        sorted(run.missing), values, exact_values, params, list(household.warnings))
         if trace:
-            result.trace = Trace(traces, definitions, definition_events, params)
+            result.trace = Trace(run.traces, run.definition_values, run.definition_events, params)
         return result
 
     def _named_values(self, cond: n.Condition, ctx: Ctx) -> dict[str, Any]:
+        """The facts a condition reads, by name or field path (``housing.difficulty``), with their values."""
         out: dict[str, Any] = {}
+        targets = {id(node.target) for node in cond.expr.walk() if isinstance(node, n.FieldAccess)}
         for node in cond.expr.walk():
+            if isinstance(node, n.FieldAccess) and isinstance(node.target, n.Name) \
+                    and self.policy.symbols.get(node.target.name, None) is not None \
+                    and self.policy.symbols[node.target.name].kind == "input":
+                record = ctx.inputs.get(node.target.name)
+                path = f"{node.target.name}.{node.name}"
+                out[path] = record.get(node.name) if isinstance(record, RecordValue) else Unknown(frozenset((path,)))
+                continue
+            if id(node) in targets:
+                continue
             if isinstance(node, n.Name) and node.name in self.policy.symbols and node.name not in out:
                 sym = self.policy.symbols[node.name]
                 if sym.kind == "member":

@@ -26,13 +26,15 @@ MONEY_TEXT = re.compile(r"^-?\d+(\.\d+)?$")
 DATE_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
-class JsonSyntaxError(PolicyDslError):
+class JsonSyntaxError(HouseholdError):
     """The household file is not JSON: located as file:line:col with the line and a caret."""
 
     def __init__(self, source: str, text: str, line: int, column: int, message: str) -> None:
         span = Span(source, line, column, line, column + 1, 0, 0)
         shown = "\n".join(excerpt(text, span))
-        super().__init__(f"{span}: not valid JSON: {message}" + (f"\n{shown}" if shown else ""))
+        self.problems = [InputProblem("", f"not valid JSON at line {line}, column {column}: {message}")]
+        self.source = source
+        PolicyDslError.__init__(self, f"{span}: not valid JSON: {message}" + (f"\n{shown}" if shown else ""))
 
 
 class JsonObject(dict):  # type: ignore[type-arg]
@@ -57,8 +59,47 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 class NonFinite:
     """Stands for NaN/Infinity found by the JSON reader, so the validator can name its path."""
 
+    reason = "not a number"
+
     def __init__(self, text: str) -> None:
         self.text = text
+
+
+MAX_WHOLE_DIGITS = 15  # 10^15 元 is beyond any household; longer numbers are typing errors (or attacks)
+MAX_DECIMALS = 12
+LARGEST = 10**MAX_WHOLE_DIGITS
+
+
+class BadNumber(NonFinite):
+    """A number too large or too finely divided to be a household's amount; named by the validator."""
+
+    def __init__(self, text: str, reason: str) -> None:
+        super().__init__(text if len(text) <= 24 else text[:20] + "…")
+        self.reason = reason
+
+
+def read_int(text: str) -> int | BadNumber:
+    """A JSON/YAML integer, refusing absurd lengths before Python converts them."""
+    digits = len(text.lstrip("+-"))
+    if digits > MAX_WHOLE_DIGITS:
+        return BadNumber(text, f"too large ({digits} digits; at most {MAX_WHOLE_DIGITS})")
+    return int(text)
+
+
+def read_decimal(text: str) -> Decimal | NonFinite:
+    """A JSON/YAML decimal, exact; refusing huge exponents, which would take forever to make exact."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return BadNumber(text, "not a number")
+    if not value.is_finite():
+        return BadNumber(text, "not a number")
+    if value != 0 and value.adjusted() >= MAX_WHOLE_DIGITS:
+        return BadNumber(text, f"too large (at most {MAX_WHOLE_DIGITS} digits before the decimal point)")
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > MAX_DECIMALS and value != value.to_integral_value():
+        return BadNumber(text, f"too finely divided (at most {MAX_DECIMALS} decimal places)")
+    return value
 
 
 @dataclass
@@ -73,7 +114,8 @@ class Household:
 def load_json(text: str, source: str = "household") -> Any:
     """Parse JSON text keeping numbers exact (no float ever) and NaN/Infinity visible to the validator."""
     try:
-        return json.loads(text, parse_float=Decimal, parse_constant=NonFinite, object_pairs_hook=_object)
+        return json.loads(text.removeprefix("\ufeff"), parse_float=read_decimal, parse_int=read_int,
+                          parse_constant=NonFinite, object_pairs_hook=_object)
     except json.JSONDecodeError as exc:
         raise JsonSyntaxError(source, text, exc.lineno, exc.colno, exc.msg) from None
     except RecursionError:
@@ -219,37 +261,31 @@ class Validator:
         raise AssertionError(kind)
 
     def number(self, raw: Any, te: n.TypeExpr, path: str) -> Exact | None:
-        if type(raw) is int:  # the common case, kept fast
+        if type(raw) is int and -LARGEST < raw < LARGEST:  # the common case, kept fast
             if te.minimum is not None and raw < te.minimum:
                 self.fail(path, f"must be at least {te.minimum}, got {raw}")
                 return None
             return raw
         what = {"money": "an amount in 元", "count": "a whole number", "number": "a number"}[te.kind]
-        value: Fraction
-        if isinstance(raw, bool) or raw is None:
+        if isinstance(raw, NonFinite):  # NaN, Infinity, or a number refused by the reader
+            self.fail(path, f"{raw.text} is {raw.reason}; expected {what}")
+            return None
+        if type(raw) is int:  # beyond LARGEST: given by YAML or by a library caller
+            self.fail(path, f"the number is too large (at most {MAX_WHOLE_DIGITS} digits); expected {what}")
+            return None
+        if isinstance(raw, float):
+            raw = repr(raw)  # the shortest text that reads back as this float: what the writer meant
+        elif isinstance(raw, str) and not (te.kind == "money" and MONEY_TEXT.match(raw.strip())):
             self.fail(path, f"expected {what}, got {_kind(raw)}")
             return None
-        if isinstance(raw, NonFinite):
-            self.fail(path, f"{raw.text} is not a number; expected {what}")
-            return None
-        if isinstance(raw, int):
-            value = Fraction(raw)
-        elif isinstance(raw, (Decimal, float)):
-            try:
-                if isinstance(raw, float):
-                    raw = Decimal(repr(raw))
-                if not raw.is_finite():
-                    self.fail(path, f"{raw} is not a number; expected {what}")
-                    return None
-                value = Fraction(raw)
-            except (InvalidOperation, ValueError, OverflowError):
-                self.fail(path, f"expected {what}, got {_kind(raw)}")
-                return None
-        elif isinstance(raw, str) and te.kind == "money" and MONEY_TEXT.match(raw.strip()):
-            value = Fraction(raw.strip())
-        else:
+        if not isinstance(raw, (str, Decimal)):
             self.fail(path, f"expected {what}, got {_kind(raw)}")
             return None
+        checked = read_decimal(raw.strip()) if isinstance(raw, str) else read_decimal(str(raw))
+        if isinstance(checked, NonFinite):
+            self.fail(path, f"{checked.text} is {checked.reason}; expected {what}")
+            return None
+        value = Fraction(checked)
         if value.denominator == 1:
             whole = value.numerator
             if te.minimum is not None and whole < te.minimum:

@@ -119,6 +119,13 @@ class ToAst(Transformer_NonRecursive):
     def _s(self, meta: Any) -> n.Span:
         return _span(self.file, meta)
 
+    def _number(self, tok: Token, text: str | None = None) -> Fraction:
+        text = text if text is not None else str(tok)
+        if len(text) > 30:
+            raise PolicyError([Diagnostic("E001", "error", f"this number has {len(text)} characters; at most 30",
+                                          _tok_span(self.file, tok), "is a digit repeated by mistake?")])
+        return Fraction(text)
+
     # -- header and top level
     def start(self, meta: Any, items: list[Any]) -> n.Policy:
         header, *stmts = items
@@ -192,10 +199,10 @@ class ToAst(Transformer_NonRecursive):
         return (True, _string(items[0]) if items else None)
 
     def signed_number(self, meta: Any, items: list[Any]) -> tuple[Fraction, str]:
-        return (Fraction(str(items[0])), str(items[0]))
+        return (self._number(items[0]), str(items[0]))
 
     def negative_number(self, meta: Any, items: list[Any]) -> tuple[Fraction, str]:
-        return (-Fraction(str(items[1])), "-" + str(items[1]))
+        return (-self._number(items[1]), "-" + str(items[1]))
 
     # -- vocabularies, records, inputs
     def enum_decl(self, meta: Any, items: list[Any]) -> n.Enum:
@@ -378,14 +385,14 @@ class ToAst(Transformer_NonRecursive):
         return n.FieldAccess(self._s(meta), items[0], str(items[1]))
 
     def number(self, meta: Any, items: list[Any]) -> n.Expr:
-        return n.Number(self._s(meta), Fraction(str(items[0])), str(items[0]))
+        return n.Number(self._s(meta), self._number(items[0]), str(items[0]))
 
     def percent(self, meta: Any, items: list[Any]) -> n.Expr:
         text = str(items[0])
-        return n.Number(self._s(meta), Fraction(text[:-1]) / 100, text)
+        return n.Number(self._s(meta), self._number(items[0], text[:-1]) / 100, text)
 
     def money_literal(self, meta: Any, items: list[Any]) -> n.Expr:
-        return n.Money(self._s(meta), Fraction(str(items[0])), str(items[0]))
+        return n.Money(self._s(meta), self._number(items[0]), str(items[0]))
 
     def string(self, meta: Any, items: list[Any]) -> n.Expr:
         return n.Text(self._s(meta), _string(items[0]))
@@ -434,7 +441,7 @@ class ToAst(Transformer_NonRecursive):
 _OPERATORS = {"PLUS", "MINUS", "TIMES", "DIVIDE", "CMP_OP", "EQ", "PREFIX_BOUND", "POSTFIX_BOUND", "AND", "OR",
               "且", "或", "并且", "IN", "HAS", "IS", "NOT", "DOT", "LSQB", "LPAR", "在", "FOR"}
 _STARTS = {"NAME", "NUMBER", "STRING", "LPAR", "PERCENT", "DATE", "MINUS", "LBRACE", "TRUE", "FALSE", "NOT", "非",
-           "EVERY", "ANY", "LAST", "MEAN", "SUM", "COUNT"}
+           "EVERY", "ANY", "LAST", "MEAN", "SUM", "COUNT", "MONTHLY", "_NUMBER_WORD"}
 
 
 def _word(name: str) -> str:
@@ -479,6 +486,9 @@ def _previous_line(text: str, line: int, column: int) -> tuple[int, str] | None:
 def _syntax_error(exc: UnexpectedInput, file: str, text: str) -> Diagnostic:
     line, column = exc.line, exc.column
     if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
+        if not any(line.split("#", 1)[0].strip() for line in text.splitlines()):
+            return Diagnostic("E001", "error", "the policy file is empty", n.Span(file, 1, 1, 1, 2, 0, 0),
+                              "a policy starts with 'policy <id>', e.g. 'policy anju_2019'")
         lines = text.splitlines() or [""]
         line, column = len(lines), len(lines[-1]) + 1
         span = n.Span(file, line, column, line, column + 1, len(text), len(text))
@@ -491,8 +501,10 @@ def _syntax_error(exc: UnexpectedInput, file: str, text: str) -> Diagnostic:
         hint = None
         rest_of_line = text[pos + 1:].split("\n", 1)[0]
         if char == '"' and '"' not in rest_of_line:
-            return Diagnostic("E001", "error", "this quoted text is not closed", span,
-                              'add the closing " on the same line; a text cannot span lines')
+            hint = 'add the closing " on the same line; a text cannot span lines'
+            if "”" in rest_of_line or "“" in rest_of_line:
+                hint = 'it ends with a curly quote ”: close it with a straight double quote " instead'
+            return Diagnostic("E001", "error", "this quoted text is not closed", span, hint)
         if char in "“”‘’":
             hint = 'quote texts with straight double quotes: "…"'
         elif char in "（）：，＝＜＞":

@@ -19,7 +19,7 @@ from . import load_policy
 from .checker import CheckedPolicy
 from .diagnostics import HouseholdError, PolicyDslError, UsageError
 from .evaluator import Evaluator
-from .household import NonFinite, read_household
+from .household import NonFinite, read_decimal, read_household, read_int
 
 
 class _ExactLoader(yaml.SafeLoader):
@@ -31,10 +31,18 @@ def _float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
     lowered = text.lower().lstrip("+-")
     if lowered in (".nan", ".inf"):
         return NonFinite("NaN" if lowered == ".nan" else ("-" if text.startswith("-") else "") + "Infinity")
-    return Decimal(text)
+    return read_decimal(text)
+
+
+def _int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    text = str(loader.construct_scalar(node)).replace("_", "")
+    if text.lstrip("+-").isdigit():
+        return read_int(text)
+    return loader.construct_yaml_int(node)  # 0x…, 0o…: YAML's other spellings
 
 
 _ExactLoader.add_constructor("tag:yaml.org,2002:float", _float)
+_ExactLoader.add_constructor("tag:yaml.org,2002:int", _int)
 
 
 @dataclass
@@ -103,7 +111,7 @@ def load_cases(path: Path) -> list[Case]:
     """The cases of one YAML file; a malformed file is a UsageError naming the file and the problem."""
     try:
         doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_ExactLoader)
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError) as exc:
         raise UsageError(f"{path}: not valid YAML: {exc}") from None
     except OSError as exc:
         raise UsageError(f"{path}: cannot read ({exc})") from None
