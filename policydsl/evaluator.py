@@ -404,6 +404,7 @@ class Result:
     exact_values: dict[str, Fraction]
     parameters: dict[str, n.ParamValue]
     warnings: list[str] = field(default_factory=list)
+    as_of_source: str = "household"  # where the assessment date came from: household, option or today
     trace: Trace | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -577,6 +578,7 @@ class Evaluator:
     def evaluate(self, household: Household, as_of: date | None = None, trace: bool = False) -> Result:
         """Evaluate one household; ``as_of`` (e.g. from --as-of) wins over the household's own date."""
         day = as_of or household.as_of or date.today()
+        day_source = "option" if as_of else "household" if household.as_of else "today"
         params = self.parameter_values(day)
         run = _Run(self, Ctx(household.values, {k: exact(v.value) for k, v in params.items()}, day), trace)
         pol = self.policy
@@ -609,7 +611,7 @@ class Evaluator:
         categories = [r.id for r in pol.categories if r.id in run.held]
         result = Result(pol, day, in_force, _tri(eligible), categories, categories[0] if categories else None,
                         run.undetermined, [r.id for r in pol.measures if r.id in run.held], status,
-                        sorted(run.missing), values, exact_values, params, list(household.warnings))
+                        sorted(run.missing), values, exact_values, params, list(household.warnings), day_source)
         if trace:
             result.trace = Trace(run.traces, run.definition_values, run.definition_events, params)
         return result

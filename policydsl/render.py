@@ -79,7 +79,9 @@ def render_text(result: Result, trace: bool = False) -> str:
     force = "in force" if result.in_force else "NOT in force on this date"
     if h.in_force:
         force += f" ({h.in_force[0]} to {h.in_force[1]})"
-    lines.append(f"Assessment date 评估日期: {result.as_of}  — policy {force}")
+    source = {"option": " (from --as-of)", "today": " (today: the household gives no as_of)"}.get(
+        result.as_of_source, "")
+    lines.append(f"Assessment date 评估日期: {result.as_of}{source}  — policy {force}")
     lines.append(f"Eligible 是否属于帮扶对象: {_yes_no(result.eligible)}")
     if result.categories:
         lines.append("Categories met 符合的帮扶对象类别:")
