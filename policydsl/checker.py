@@ -17,7 +17,7 @@ from .diagnostics import Diagnostic, PolicyError
 from .types import Type
 
 MAX_WINDOW = 1200  # months: a century, far beyond any rule, and quick to evaluate
-BOUNDARY_WORDS = ("低于", "不满", "超过", "达到", "届满", "以上", "以下", "以内")
+BOUNDARY_WORDS = ("低于", "不满", "超过", "达到", "届满", "以上", "以下", "以内", "以外")
 FUNCTIONS = {"annual": "a monthly amount ×12, as a 12-month amount",
              "monthly": "a 12-month amount ÷12, as a monthly amount"}
 
@@ -465,6 +465,10 @@ class Checker:
         return t.ERROR
 
     def name_hint(self, name: str, scope: dict[str, Type]) -> str | None:
+        rule = next((r for r in self.policy.rules if r.id == name), None)
+        if rule is not None:
+            return (f"'{name}' is a {rule.kind}, and a rule cannot use another rule's outcome; put the shared "
+                    "conditions in a 'define' and use that name in both rules")
         for sym in self.symbols.values():
             if sym.label and sym.label == name:
                 return f"'{name}' is the label of '{sym.name}'; write the name '{sym.name}'"
@@ -501,6 +505,10 @@ class Checker:
                 return t.LITERAL
             return t.COUNT if left.kind == right.kind == "count" else t.NUMBER
         # division
+        if self.may_be_zero(e.right):
+            divisor = " ".join(self.policy.source[e.right.span.start:e.right.span.end].split())
+            self.warn("W207", f"this divides by '{divisor}', which can be 0 for some households", e.right.span,
+                      "declare it '>= 1' if it can never be 0, or test it first in an earlier 'requires'")
         if right.kind == "money":
             if left.kind != "money":
                 self.error("E101", f"{left.describe()} cannot be divided by an amount of money", e.span)
@@ -521,11 +529,50 @@ class Checker:
                 return t.ERROR
         periods = {ty.period for ty in (left, right) if ty.kind == "money" and ty.period}
         if len(periods) > 1:
-            self.error("E102", f"cannot {verb} {left.describe()} and {right.describe()}", e.span,
-                       "convert one side explicitly: annual(x) turns a monthly amount into a 12-month one, "
-                       "monthly(x) the other way")
+            hint = ("convert one side explicitly: annual(x) turns a monthly amount into a 12-month one, "
+                    "monthly(x) the other way")
+            times_12 = next(filter(None, (self.scaled_by_12(side, set()) for side in
+                                          (getattr(e, "left", None), getattr(e, "right", None)))), None)
+            if times_12 is not None:
+                hint = (f"line {times_12.span.line} multiplies a monthly amount by 12, which keeps it a monthly "
+                        "amount; write annual(…) there to make it a 12-month amount")
+            self.error("E102", f"cannot {verb} {left.describe()} and {right.describe()}", e.span, hint)
             return t.ERROR
         return Type("money", periods.pop() if periods else None)
+
+    def scaled_by_12(self, e: n.Expr | None, seen: set[str]) -> n.BinOp | None:
+        """Where ``e`` (or a definition it uses) multiplies a monthly amount by 12: the usual slip for annual()."""
+        if e is None:
+            return None
+        for node in e.walk():
+            if isinstance(node, n.BinOp) and node.op == "*":
+                for a, b in ((node.left, node.right), (node.right, node.left)):
+                    if isinstance(b, n.Number) and b.value == 12 and self.types.get(id(a)) == t.MONEY_MONTH:
+                        return node
+            if isinstance(node, n.Name) and node.name in self.defs and node.name not in seen:
+                seen.add(node.name)
+                found = self.scaled_by_12(self.defs[node.name].expr, seen)
+                if found is not None:
+                    return found
+        return None
+
+    def may_be_zero(self, e: n.Expr) -> bool:
+        """Whether a divisor can be 0 according to its declaration (a count without '>= 1', a list's count)."""
+        if isinstance(e, n.Number):
+            return e.value == 0
+        if isinstance(e, n.Count):
+            return True
+        decl_type: n.TypeExpr | None = None
+        if isinstance(e, n.Name) and e.name in self.symbols and self.symbols[e.name].kind == "input":
+            decl = self.symbols[e.name].decl
+            decl_type = decl.type if isinstance(decl, n.Input) else None
+        elif isinstance(e, n.FieldAccess):
+            record_type = self.types.get(id(e.target))
+            if record_type is not None and record_type.of in self.records:
+                decl_type = next((f.type for f in self.records[record_type.of].fields if f.name == e.name), None)
+        if decl_type is None or decl_type.kind not in ("count", "number", "money"):
+            return False
+        return decl_type.minimum is None or decl_type.minimum <= 0
 
     def compare(self, e: n.Compare, scope: dict[str, Type]) -> None:
         left = self.expr(e.left, scope)
@@ -538,8 +585,12 @@ class Checker:
                 self.unify_money(e, left, right, f"compare ({word})")
             return
         if left.kind != right.kind or left.of != right.of:
-            self.error("E101", f"{word} compares {left.describe()} with {right.describe()}", e.span,
-                       "both sides must be the same kind of value")
+            hint = "both sides must be the same kind of value"
+            for ty, other in ((left, e.right), (right, e.left)):
+                if ty.kind == "enum" and isinstance(other, n.Text) and ty.of in self.enums \
+                        and other.value in {m.name for m in self.enums[ty.of].members}:
+                    hint = f"values of {ty.of} are written without quotes: {other.value}"
+            self.error("E101", f"{word} compares {left.describe()} with {right.describe()}", e.span, hint)
             return
         if e.op not in ("=", "!=") and left.kind not in ("date",):
             self.error("E101", f"{word} cannot order values of this kind ({left.describe()}); only '=' and '!=' "
@@ -567,9 +618,12 @@ class Checker:
             else:
                 if rule.id in seen:
                     self.error("E103", f"the id '{rule.id}' is used twice (first at line {seen[rule.id].span.line})",
-                               rule.span, "every category, measure and status needs its own id")
+                               rule.id_span or rule.span, "every category, measure and status needs its own id")
                 seen[rule.id] = rule
                 {"category": cats, "measure": measures, "status": statuses}[rule.kind].append(rule)
+            if rule.clause is None and rule.kind in ("category", "measure", "status"):
+                self.warn("W206", f"{rule.kind} '{rule.id}' does not cite the clause it encodes",
+                          rule.id_span or rule.span, "add a line 'clause \"…\"' quoting the text of the notice")
             if rule.mode == "otherwise" and rule.kind != "status":
                 self.error("E107", f"'otherwise' is only for the last status, not for a {rule.kind}", rule.span,
                            "write its conditions with 'requires', or 'always'")

@@ -101,9 +101,11 @@ class InputProblem:
 
     path: str
     message: str
+    label: str | None = None  # the policy's name for the fact, e.g. 家庭总人口
 
     def __str__(self) -> str:
-        return f"{self.path or '(the document)'}: {self.message}"
+        where = self.path or "(the document)"
+        return f"{where} ({self.label}): {self.message}" if self.label else f"{where}: {self.message}"
 
 
 class HouseholdError(PolicyDslError):

@@ -142,6 +142,15 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
+def _close(key: str, names: list[str]) -> str | None:
+    """The declared name a mistyped key most likely meant (a near spelling, or a name it begins)."""
+    close = difflib.get_close_matches(key, names, n=1)
+    if close:
+        return close[0]
+    starts = [name for name in names if name.startswith(key) or key.startswith(name)]
+    return starts[0] if len(starts) == 1 else None
+
+
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
@@ -156,7 +165,22 @@ class Validator:
         self.warnings: list[str] = []
 
     def fail(self, path: str, message: str) -> None:
-        self.problems.append(InputProblem(path, message))
+        self.problems.append(InputProblem(path, message, self.label(path)))
+
+    def label(self, path: str) -> str | None:
+        """The declared label of the fact at a JSON path (students[0].stage → 学段), for messages."""
+        parts = [p.split("[", 1)[0] for p in path.split(".")] if path else []
+        if not parts or parts[0] not in self.inputs:
+            return None
+        decl: Any = self.inputs[parts[0]]
+        for part in parts[1:]:
+            te = decl.type
+            record = self.policy.records.get(te.of or "") if te.kind in ("named", "list") else None
+            field = next((f for f in record.fields if f.name == part), None) if record else None
+            if field is None:
+                return decl.label  # a month of a series, or an unknown key: the container's label
+            decl = field
+        return decl.label
 
     def no_duplicates(self, obj: dict[str, Any], path: str) -> None:
         for key in getattr(obj, "duplicates", ()):
@@ -176,9 +200,9 @@ class Validator:
                 continue
             decl = self.inputs.get(key)
             if decl is None:
-                close = difflib.get_close_matches(key, list(self.inputs), n=1)
+                close = _close(key, list(self.inputs))
                 self.warnings.append(f"{key}: not an input of this policy, ignored"
-                                     + (f" (did you mean '{close[0]}'?)" if close else ""))
+                                     + (f" (did you mean '{close}'?)" if close else ""))
                 continue
             if raw is None:
                 continue  # null is the same as absent: a missing fact
@@ -217,6 +241,8 @@ class Validator:
             if not isinstance(raw, str):
                 self.fail(path, f"expected a text, got {_kind(raw)}")
                 return None
+            if raw != raw.strip():
+                self.warnings.append(f'{path}: "{raw}" begins or ends with spaces, which count when it is compared')
             return raw
         if kind == "date":
             return self.date(raw, path)
@@ -339,9 +365,9 @@ class Validator:
             key = str(key)
             f = fields.get(key)
             if f is None:
-                close = difflib.get_close_matches(key, list(fields), n=1)
-                self.warnings.append(f"{_join(path, key)}: not a field of {rec.name}, ignored"
-                                     + (f" (did you mean '{close[0]}'?)" if close else ""))
+                close = _close(key, list(fields))
+                self.warnings.append(f"{_join(path, key)}: not a field of {rec.label or rec.name}, ignored"
+                                     + (f" (did you mean '{close}'?)" if close else ""))
                 continue
             if item is None:
                 continue

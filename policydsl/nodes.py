@@ -330,6 +330,7 @@ class Rule(Node):
     clause: str | None
     conditions: tuple[Condition, ...]
     mode: str = "conditions"
+    id_span: Span | None = field(default=None, compare=False, repr=False)  # where the id is written
 
 
 @dataclass(frozen=True, eq=False)

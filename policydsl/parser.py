@@ -28,8 +28,8 @@ _TERMINAL_WORDS = {
     "DATE": "a date (YYYY-MM-DD)",
     "CMP_OP": "a comparison (< <= > >=)",
     "EQ": "'='",
-    "PREFIX_BOUND": "a boundary word (低于 不满 超过 达到)",
-    "POSTFIX_BOUND": "a boundary word (以上 以下 以内)",
+    "PREFIX_BOUND": "a boundary word (低于 不满 超过 达到 届满)",
+    "POSTFIX_BOUND": "a boundary word (以上 以下 以内 以外)",
     "PLUS": "'+'",
     "MINUS": "'-'",
     "TIMES": "'*'",
@@ -104,7 +104,7 @@ def _date(file: str, tok: Token) -> date:
 
 _OPS = {"<": "<", "<=": "<=", "≤": "<=", ">": ">", ">=": ">=", "≥": ">=", "=": "=", "!=": "!=", "≠": "!=",
         "低于": "<", "不满": "<", "超过": ">", "达到": ">=", "届满": ">=",
-        "以上": ">=", "以下": "<=", "以内": "<=",
+        "以上": ">=", "以下": "<=", "以内": "<=", "以外": ">",
         "+": "+", "-": "-", "*": "*", "×": "*", "/": "/", "÷": "/"}
 
 
@@ -299,7 +299,7 @@ class ToAst(Transformer_NonRecursive):
     def otherwise(self, meta: Any, items: list[Any]) -> tuple[str, tuple[()]]:
         return ("otherwise", ())
 
-    def _rule(self, kind: str, meta: Any, id_: str, rest: list[Any]) -> n.Rule:
+    def _rule(self, kind: str, meta: Any, id_: str | Token, rest: list[Any]) -> n.Rule:
         label = clause = None
         mode, conds = "conditions", []
         for item in rest:
@@ -311,7 +311,8 @@ class ToAst(Transformer_NonRecursive):
                 clause = item[1]
             else:
                 mode, conds = item[0], list(item[1])
-        return n.Rule(self._s(meta), kind, id_, label, clause, tuple(conds), mode)
+        id_span = _tok_span(self.file, id_) if isinstance(id_, Token) else None
+        return n.Rule(self._s(meta), kind, str(id_), label, clause, tuple(conds), mode, id_span)
 
     def precondition(self, meta: Any, items: list[Any]) -> n.Rule:
         return self._rule("precondition", meta, "precondition", items)
@@ -320,13 +321,13 @@ class ToAst(Transformer_NonRecursive):
         return self._rule("status_precondition", meta, "status_precondition", items)
 
     def category(self, meta: Any, items: list[Any]) -> n.Rule:
-        return self._rule("category", meta, str(items[0]), items[1:])
+        return self._rule("category", meta, items[0], items[1:])
 
     def measure(self, meta: Any, items: list[Any]) -> n.Rule:
-        return self._rule("measure", meta, str(items[0]), items[1:])
+        return self._rule("measure", meta, items[0], items[1:])
 
     def status(self, meta: Any, items: list[Any]) -> n.Rule:
-        return self._rule("status", meta, str(items[0]), items[1:])
+        return self._rule("status", meta, items[0], items[1:])
 
     # -- expressions
     def every(self, meta: Any, items: list[Any]) -> n.Expr:
@@ -471,6 +472,24 @@ def _describe_expected(expected: set[str]) -> str:
     return ", ".join(dict.fromkeys(words))
 
 
+_NEAR_MISSES = {
+    "高于": "write 超过 (more than, >) or 'a 在 b 以上' (at least, ≥)",
+    "大于": "write 超过 (more than, >) or 'a 在 b 以上' (at least, ≥)",
+    "多于": "write 超过 (more than, >) or 'a 在 b 以上' (at least, ≥)",
+    "小于": "write 低于 (less than, <) or 'a 在 b 以下' (at most, ≤)",
+    "少于": "write 低于 (less than, <) or 'a 在 b 以下' (at most, ≤)",
+    "之内": "write 'a 在 b 以内' (at most, ≤)",
+    "之上": "write 'a 在 b 以上' (at least, ≥)",
+    "之下": "write 'a 在 b 以下' (at most, ≤)",
+    "等于": "write '=' (or 达到 for 'at least')",
+    "不低于": "write 达到 (at least, ≥)",
+    "不超过": "write 'a 在 b 以内' (at most, ≤)",
+    "、": "separate the items of a set with ',' (a half-width comma)",
+    "，": "separate items with ',' (a half-width comma)",
+    "。": "a statement does not end with '。'; remove it",
+}
+
+
 def _previous_line(text: str, line: int, column: int) -> tuple[int, str] | None:
     """The last line with code before a token that starts its line (to blame an incomplete line)."""
     lines = text.splitlines()
@@ -505,6 +524,8 @@ def _syntax_error(exc: UnexpectedInput, file: str, text: str) -> Diagnostic:
             if "”" in rest_of_line or "“" in rest_of_line:
                 hint = 'it ends with a curly quote ”: close it with a straight double quote " instead'
             return Diagnostic("E001", "error", "this quoted text is not closed", span, hint)
+        if char in _NEAR_MISSES:
+            return Diagnostic("E001", "error", f"unexpected character '{char}'", span, _NEAR_MISSES[char])
         if char in "“”‘’":
             hint = 'quote texts with straight double quotes: "…"'
         elif char in "（）：，＝＜＞":
@@ -529,12 +550,16 @@ def _syntax_error(exc: UnexpectedInput, file: str, text: str) -> Diagnostic:
             message = f"'{shown}' is a word of the language and cannot be used as a name"
             hint = "choose another name, e.g. with a prefix or suffix"
         return Diagnostic("E001", "error", message, span, hint)
-    words = ("低于", "超过", "以内", "以上", "以下", "达到", "不满", "届满")
+    words = ("低于", "超过", "以内", "以上", "以下", "以外", "达到", "不满", "届满", "在")
+    near = _NEAR_MISSES.get(str(tok))
+    if near:
+        return Diagnostic("E001", "error", f"'{tok}' is not a word of the language", span, near)
     preceding = text[:tok.start_pos or 0].rstrip(" \t")
     glued = next((w for w in words if preceding.endswith(w) and len(preceding) > len(w)
                   and not preceding[-len(w) - 1].isspace()), None)
     if glued:
-        hint = f"put a space before '{glued}': boundary words stand apart, e.g. 'a {glued} b'"
+        example = "a 在 b 以内" if glued == "在" else f"a {glued} b"
+        hint = f"put a space before '{glued}': boundary words stand apart, e.g. '{example}'"
     elif tok.type == "NAME" and any(w in str(tok) for w in words):
         hint += "; put spaces around boundary words, e.g. 'a 低于 b'"
     return Diagnostic("E001", "error", f"unexpected {what}", span, hint)

@@ -28,7 +28,7 @@ input income "月收入" : money per month >= 0
 input yearly "年收入" : money per year >= 0
 input flag "标志" : boolean
 '''
-MINI_BODY = '''category c1 "一"
+MINI_BODY = '''category c1 "一" clause "第一条"
   requires income 低于 std
   requires members >= 1
   requires yearly >= 0

@@ -119,7 +119,7 @@ def test_eval_warns_about_an_unknown_field_on_stderr(tmp_path, example_text):
 
 
 @pytest.mark.parametrize(("change", "where"), [
-    (('"members": 3', '"members": 0'), "members: must be at least 1"),
+    (('"members": 3', '"members": 0'), "members (家庭总人口): must be at least 1"),
     (('"savings": 0', '"savings": -1'), "savings"),
     (('"illness"', '"flood"'), "hardship_causes[0]"),
     (('"savings": 0', '"savings": NaN'), "savings"),
@@ -178,7 +178,7 @@ def test_eval_a_huge_integer_exits_2(tmp_path, example_text):
     path = tmp_path / "h.json"
     path.write_text(example_text.replace('"savings": 0', '"savings": 1' + "0" * 5000), encoding="utf-8")
     result = run("eval", str(path), code=2)
-    assert "savings: 10000000000000000000… is too large" in result.stderr
+    assert "savings (储蓄): 10000000000000000000… is too large" in result.stderr
 
 
 # ---------------------------------------------------------------- check
@@ -191,7 +191,7 @@ def test_check_the_bundled_policy():
 
 
 def test_check_a_broken_policy(write_policy, mini):
-    path = write_policy(mini('category c2 "二"\n  requires incme 低于 std\n  requires flag + 1 > 2\n'))
+    path = write_policy(mini('category c2 "二" clause "第二条"\n  requires incme 低于 std\n  requires flag + 1 > 2\n'))
     result = run("check", str(path), code=1)
     assert f"{path}:16:12: error[E100]: 'incme' is not defined" in result.stderr
     assert f"{path}:17:12: error[E101]" in result.stderr
@@ -206,7 +206,7 @@ def test_check_a_syntax_error(write_policy, mini):
 
 
 def test_check_json(write_policy, mini):
-    path = write_policy(mini('category c2 "二"\n  requires incme 低于 std\n'))
+    path = write_policy(mini('category c2 "二" clause "第二条"\n  requires incme 低于 std\n'))
     out = json.loads(run("check", str(path), "--format", "json", code=1).stdout)
     assert (out["file"], out["errors"], out["warnings"]) == (str(path), 1, 0)
     (d,) = out["diagnostics"]

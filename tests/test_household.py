@@ -24,7 +24,9 @@ def one_problem(policy, doc: Any) -> tuple[str, str]:
     err = refused(policy, doc)
     assert len(err.problems) == 1, str(err)
     p = err.problems[0]
-    assert str(err) == f"hh.json: invalid household (1 problem)\n  {p.path or '(the document)'}: {p.message}"
+    where = p.path or "(the document)"
+    shown = f"{where} ({p.label}): {p.message}" if p.label else f"{where}: {p.message}"
+    assert str(err) == f"hh.json: invalid household (1 problem)\n  {shown}"
     assert err.exit_code == 2
     return p.path, p.message
 
@@ -74,7 +76,7 @@ def test_a_huge_integer_is_refused_as_bad_input():
     policy = load_policy()
     with pytest.raises(HouseholdError) as info:
         read_household(policy, load_json('{"members": 1' + "0" * 5000 + "}", "hh.json"))
-    assert "members: 10000000000000000000… is too large (5001 digits; at most 15)" in str(info.value)
+    assert "members (家庭总人口): 10000000000000000000… is too large (5001 digits; at most 15)" in str(info.value)
 
 
 HUGE_EXPONENT = r"""
@@ -130,6 +132,19 @@ def test_negative_amount(policy, household, field, value):
     path, message = one_problem(policy, household)
     assert path == field
     assert message.startswith("must be at least 0")
+
+
+@pytest.mark.parametrize(("change", "path", "label"), [
+    (("members", 0), "members", "家庭总人口"),
+    (("students", [{"stage": "college"}]), "students[0].stage", "学段"),
+    (("income_history", {"2019-13": 1}), "income_history.2019-13", "家庭月收入"),
+    (("applicant", {"urban_worker": "yes"}), "applicant.urban_worker", "申请人是城镇职工"),
+])
+def test_a_problem_names_the_fact_by_its_label(policy, household, change, path, label):
+    household[change[0]] = change[1]
+    err = refused(policy, household)
+    assert (err.problems[0].path, err.problems[0].label) == (path, label)
+    assert f"  {path} ({label}): " in str(err)
 
 
 def test_negative_month(policy, household):
@@ -222,7 +237,7 @@ def test_several_problems_are_reported_together(policy, household):
     text = str(err)
     assert text.startswith("hh.json: invalid household (6 problems)\n")
     for path in paths:
-        assert f"\n  {path}: " in text
+        assert f"\n  {path} (" in text
 
 
 # ---------------------------------------------------------------- missing facts, exact numbers, warnings
@@ -283,7 +298,7 @@ def test_unknown_top_level_field_is_a_warning_with_did_you_mean(policy, househol
 def test_unknown_field_of_a_record_is_a_warning(policy, household):
     household["applicant"] = {"urban_workr": True}
     hh = read_household(policy, household)
-    assert hh.warnings == ["applicant.urban_workr: not a field of applicant_facts, ignored "
+    assert hh.warnings == ["applicant.urban_workr: not a field of 申请人, ignored "
                            "(did you mean 'urban_worker'?)"]
 
 
