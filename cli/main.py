@@ -54,17 +54,19 @@ def _as_of(value: str | None) -> date | None:
 
 
 def _read_text(path: str) -> tuple[str, str]:
-    if path == "-":
-        return sys.stdin.read(), "<stdin>"
-    p = Path(path)
     try:
-        return p.read_text(encoding="utf-8-sig"), path
+        if path == "-":
+            return sys.stdin.buffer.read().decode("utf-8-sig"), "<stdin>"
+        return Path(path).read_text(encoding="utf-8-sig"), path
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise UsageError(f"{path}: is a folder, not a household file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read it ({exc})") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: is not UTF-8 text; save it as UTF-8 (files from some Chinese Windows tools are "
+                         "GBK-encoded)") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read it ({exc.strerror})") from None
 
 
 POLICY_OPTION = click.option("--policy", "policy_path", type=click.Path(dir_okay=False), default=None,
@@ -93,7 +95,8 @@ def eval_cmd(household: str, policy_path: str | None, as_of: str | None, fmt: st
     text, source = _read_text(household)
     doc = load_json(text, source)
     hh = read_household(policy, doc, source)
-    result = Evaluator(policy).evaluate(hh, day, trace=trace)
+    # the text summary always says why a household is not eligible, which needs the trace
+    result = Evaluator(policy).evaluate(hh, day, trace=trace or fmt == "text")
     for w in hh.warnings:
         click.echo(f"warning: {source}: {w}", err=True)
     if fmt == "json":
@@ -104,6 +107,8 @@ def eval_cmd(household: str, policy_path: str | None, as_of: str | None, fmt: st
     else:
         result.warnings = []
         click.echo(render_text(result, trace=trace))
+        where = policy_path or "the bundled anju_2019.policy; pass --policy FILE to apply another file"
+        click.echo(f"(policy: {where})")
 
 
 @main.command("check")

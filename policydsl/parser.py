@@ -16,7 +16,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from lark.lexer import PatternStr
 
 from . import nodes as n
-from .diagnostics import Diagnostic, PolicyError
+from .diagnostics import Diagnostic, PolicyError, UsageError
 
 # How expected terminals are named to a policy officer.
 _TERMINAL_WORDS = {
@@ -612,9 +612,10 @@ def parse_file(path: str | Path) -> n.Policy:
     try:
         text = p.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        from .diagnostics import UsageError
         raise UsageError(f"{p}: no such policy file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        from .diagnostics import UsageError
-        raise UsageError(f"{p}: cannot read the policy file ({exc})") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{p}: is not UTF-8 text; save the policy as UTF-8 (files from some Chinese Windows "
+                         "tools are GBK-encoded)") from None
+    except OSError as exc:
+        raise UsageError(f"{p}: cannot read the policy file ({exc.strerror})") from None
     return parse(text, str(path))

@@ -83,6 +83,7 @@ def render_text(result: Result, trace: bool = False) -> str:
         result.as_of_source, "")
     lines.append(f"Assessment date 评估日期: {result.as_of}{source}  — policy {force}")
     lines.append(f"Eligible 是否属于帮扶对象: {_yes_no(result.eligible)}")
+    lines += _why_not(result)
     if result.categories:
         lines.append("Categories met 符合的帮扶对象类别:")
         for c in result.categories:
@@ -130,15 +131,63 @@ def render_text(result: Result, trace: bool = False) -> str:
     return "\n".join(lines)
 
 
+def _first_failure(pol: CheckedPolicy, rt: RuleTrace) -> str | None:
+    """The first condition of a rule that is false, with the comparison that made it so."""
+    for ct in rt.conditions:
+        if ct.outcome is False:
+            failing = next((ev for ev in ct.comparisons if ev.outcome is False), None)
+            if failing is not None:
+                return _event_text(pol, failing)
+            values = ", ".join(f"{k} = {show(v)}" for k, v in ct.values.items())
+            return f"✗ {source_text(pol, ct.condition.expr)}" + (f"  ({values})" if values else "")
+    return None
+
+
+def _why_not(result: Result) -> list[str]:
+    """For a household that is not eligible: which part of the precondition failed, or why no category held."""
+    if result.eligible is not False or result.trace is None:
+        return []
+    pol = result.policy
+    rules = {id(rt.rule): rt for rt in result.trace.rules}
+    pre = pol.precondition
+    if pre is not None and rules.get(id(pre)) is not None and rules[id(pre)].result is False:
+        reason = _first_failure(pol, rules[id(pre)])
+        return [f"Why not 原因: the precondition \"{pre.label}\" does not hold", f"  {reason}"] if reason else []
+    lines = ["Why not 原因: no category holds"]
+    for rule in pol.categories:
+        rt = rules.get(id(rule))
+        reason = _first_failure(pol, rt) if rt is not None else None
+        if reason:
+            lines.append(f"  {rule.id}  {rule.label or ''}: {reason}")
+    return lines
+
+
+_LITERALS = (n.Number, n.Money, n.Text, n.Boolean, n.DateLiteral)
+
+
+def _pair(a: Any, b: Any) -> tuple[str, str]:
+    """Both sides of a comparison for display: with more decimals where two would make unequal values look equal."""
+    sa, sb = show(a), show(b)
+    numbers = all(isinstance(x, (int, Fraction)) and not isinstance(x, bool) for x in (a, b))
+    if numbers and sa == sb and a != b:
+        def precise(x: Any) -> str:
+            text = format_amount(x, 6)
+            return text if Fraction(text) == x else text + "…"
+        return precise(a), precise(b)
+    return sa, sb
+
+
 def _event_text(pol: CheckedPolicy, ev: ComparisonEvent) -> str:
     c = ev.node
     bound = ", ".join(f"{k}={show(v)}" for k, v in ev.bindings.items())
     where = f" [{bound}]" if bound else ""
-    left, right = source_text(pol, c.left), source_text(pol, c.right)
-    if c.word in ("以上", "以下", "以内"):
-        body = f"{left} ({show(ev.left)}) 在 {right} ({show(ev.right)}) {c.word}"
+    lv, rv = _pair(ev.left, ev.right)
+    left = source_text(pol, c.left) + ("" if isinstance(c.left, _LITERALS) else f" ({lv})")
+    right = source_text(pol, c.right) + ("" if isinstance(c.right, _LITERALS) else f" ({rv})")
+    if c.word in ("以上", "以下", "以内", "以外"):
+        body = f"{left} 在 {right} {c.word}"
     else:
-        body = f"{left} ({show(ev.left)}) {c.word or c.op} {right} ({show(ev.right)})"
+        body = f"{left} {c.word or c.op} {right}"
     return f"{_mark(ev.outcome)} {body}{where}"
 
 

@@ -37,7 +37,8 @@ def _type(policy: CheckedPolicy, te: n.TypeExpr, title: str | None) -> dict[str,
                                                        {"type": "string", "pattern": r"^\d+(\.\d+)?$"},
                                                        {"type": "null"}]}})
     elif te.kind == "set":
-        out.update({"type": "array", "uniqueItems": True, "items": {"$ref": f"#/$defs/{te.of}"}})
+        out.update({"type": "array", "description": "a set: order and repeats do not matter",
+                    "items": {"$ref": f"#/$defs/{te.of}"}})
     elif te.kind == "list":
         out.update({"type": "array", "items": {"$ref": f"#/$defs/{te.of}"}})
     elif te.kind == "named":

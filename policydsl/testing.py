@@ -154,6 +154,7 @@ def _plain(value: Any) -> Any:
 
 
 _LIST_KEYS = ("categories", "measures", "missing", "undetermined")
+_LIST_EXPECTATIONS = (*_LIST_KEYS, "measures_include", "measures_exclude")
 _SCALAR_KEYS = ("eligible", "primary_category", "status", "in_force", "as_of")
 
 
@@ -161,6 +162,9 @@ def compare(expect: dict[str, Any], actual: dict[str, Any]) -> list[str]:
     """Readable differences between an expectation and a result (empty when they agree)."""
     out: list[str] = []
     for key, want in expect.items():
+        if key in _LIST_EXPECTATIONS and not isinstance(want, (list, type(None))):
+            out.append(f"{key}: write a list, e.g. {key}: [{want}]")
+            continue
         if key in _LIST_KEYS:
             got = actual[key]
             want = [str(w) for w in (want or [])]
@@ -226,7 +230,9 @@ class Runner:
         if want_error is not None:
             return Outcome(case, [f"error: expected the household to be refused ({want_error!r}), but it was "
                                   f"evaluated: eligible={result.eligible}"])
-        return Outcome(case, compare(case.expect, result.to_json()))
+        # a misspelt key would silently test the base household instead: in a test, that is a failure
+        unknown = [f"household: {w}" for w in household.warnings if "ignored" in w]
+        return Outcome(case, unknown + compare(case.expect, result.to_json()))
 
 
 def iter_cases(path: Path) -> Iterator[Case]:
