@@ -46,7 +46,8 @@ def test_times_12_points_at_the_line_that_multiplies(mini):
 
 
 def test_annual_is_the_fix_for_times_12(mini):
-    text = mini('define yearly_std "年标准" = annual(std)\ncategory c2 "二" clause "x"\n  requires yearly <= yearly_std\n')
+    text = mini('define yearly_std "年标准" = annual(std)\n'
+                'category c2 "二" clause "x"\n  requires yearly <= yearly_std\n')
     assert not [d for d in diagnostics(text) if d.severity == "error"]
 
 
