@@ -85,7 +85,7 @@ def main() -> None:
 @click.option("--as-of", "as_of", metavar="DATE", help="Assessment date YYYY-MM-DD (wins over the household's "
               "own 'as_of'; default today).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="text: a readable summary; json: the result of spec §9.")
+              help="text: a readable summary; json: the result as data (docs/formats.md).")
 @click.option("--trace", is_flag=True, help="Show why each rule held or not (in JSON: a 'trace' field).")
 @user_errors
 def eval_cmd(household: str, policy_path: str | None, as_of: str | None, fmt: str, trace: bool) -> None:

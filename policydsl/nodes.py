@@ -259,6 +259,7 @@ class Parameter(Node):
     type: TypeExpr
     unit: str | None
     values: tuple[ParamValue, ...]
+    source: str | None = None  # where the values come from (a document, an office)
 
 
 @dataclass(frozen=True, eq=False)

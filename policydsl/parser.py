@@ -165,7 +165,7 @@ class ToAst(Transformer_NonRecursive):
     # -- parameters
     def parameter(self, meta: Any, items: list[Any]) -> n.Parameter:
         name, *rest = items
-        label = unit = None
+        label = unit = source = None
         type_: n.TypeExpr | None = None
         values: list[n.ParamValue] = []
         for item in rest:
@@ -177,11 +177,16 @@ class ToAst(Transformer_NonRecursive):
                 label = item[1]
             elif item[0] == "unit":
                 unit = item[1]
+            elif item[0] == "source":
+                source = item[1]
         assert type_ is not None
-        return n.Parameter(self._s(meta), str(name), label, type_, unit, tuple(values))
+        return n.Parameter(self._s(meta), str(name), label, type_, unit, tuple(values), source)
 
     def param_unit(self, meta: Any, items: list[Any]) -> tuple[str, str]:
         return ("unit", _string(items[0]))
+
+    def param_source(self, meta: Any, items: list[Any]) -> tuple[str, str]:
+        return ("source", _string(items[0]))
 
     def param_value(self, meta: Any, items: list[Any]) -> n.ParamValue:
         start, _eq, (value, text), *prov = items

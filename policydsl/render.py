@@ -247,7 +247,9 @@ def trace_json(result: Result) -> dict[str, Any]:
                             "span": span(ct.condition), "values": {k: to_plain(v) for k, v in ct.values.items()},
                             "comparisons": [event(e) for e in ct.comparisons]} for ct in rt.conditions],
         })
+    declared = pol.parameters
     params = {name: {"value": format_amount(pv.value), "from": pv.start.isoformat(), "confirmed": pv.confirmed,
-                     "note": pv.note} for name, pv in result.trace.parameters.items()}
+                     "note": pv.note, "unit": declared[name].unit, "source": declared[name].source}
+              for name, pv in result.trace.parameters.items()}
     return {"rules": rules, "definitions": {k: to_plain(v) for k, v in result.trace.definitions.items()},
             "parameters": params}

@@ -390,8 +390,9 @@ def test_trace_json_names_outcomes_and_values(evaluate):
     assert cond["comparisons"][0]["left"] == "500" and cond["comparisons"][0]["right"] == "560"
     assert cond["comparisons"][0]["bindings"] == {"m": "2019-03"}
     assert cond["span"]["line"] > 0
-    assert data["parameters"]["dibao_standard"] == {"value": "560.00", "from": "2019-01-01", "confirmed": False,
-                                                    "note": "占位值, 待安居区民政局确认"}
+    assert data["parameters"]["dibao_standard"] == {
+        "value": "560.00", "from": "2019-01-01", "confirmed": False, "note": "占位值, 待安居区民政局确认",
+        "unit": "元/人·月", "source": "安居区城市居民最低生活保障标准 (民政部门公布); 本文所用数值为占位值"}
 
 
 def test_the_text_trace_explains_every_rule(evaluate, policy):
