@@ -87,8 +87,13 @@ def main() -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text: a readable summary; json: the result as data (docs/formats.md).")
 @click.option("--trace", is_flag=True, help="Show why each rule held or not (in JSON: a 'trace' field).")
+@click.option("--explain", "explain", is_flag=True,
+              help="With --format json: add an 'explanation' field, the letter for the household (see --lang).")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True,
+              help="Language of the explanation.")
 @user_errors
-def eval_cmd(household: str, policy_path: str | None, as_of: str | None, fmt: str, trace: bool) -> None:
+def eval_cmd(household: str, policy_path: str | None, as_of: str | None, fmt: str, trace: bool, explain: bool,
+             lang: str) -> None:
     """Evaluate one household (a JSON file, or - for standard input)."""
     day = _as_of(as_of)
     policy = load_policy(policy_path)
@@ -96,11 +101,14 @@ def eval_cmd(household: str, policy_path: str | None, as_of: str | None, fmt: st
     doc = load_json(text, source)
     hh = read_household(policy, doc, source)
     # the text summary always says why a household is not eligible, which needs the trace
-    result = Evaluator(policy).evaluate(hh, day, trace=trace or fmt == "text")
+    result = Evaluator(policy).evaluate(hh, day, trace=trace or explain or fmt == "text")
     for w in hh.warnings:
         click.echo(f"warning: {source}: {w}", err=True)
     if fmt == "json":
         out = result.to_json()
+        if explain:
+            from policydsl.explain import Explainer
+            out["explanation"] = Explainer(policy).render(result, lang, "text")
         if trace:
             out["trace"] = trace_json(result)
         click.echo(json.dumps(out, ensure_ascii=False, indent=2))
@@ -111,34 +119,96 @@ def eval_cmd(household: str, policy_path: str | None, as_of: str | None, fmt: st
         click.echo(f"(policy: {where})")
 
 
+@main.command("explain")
+@click.argument("household", type=str)
+@POLICY_OPTION
+@click.option("--as-of", "as_of", metavar="DATE", help="Assessment date YYYY-MM-DD (wins over the household's "
+              "own 'as_of'; default today).")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "html"]), default="text", show_default=True,
+              help="html: one standalone, printable page.")
+@click.option("--templates", "templates", type=click.Path(file_okay=False), default=None,
+              help="Folder of templates (default: templates/ beside the policy).")
+@user_errors
+def explain_cmd(household: str, policy_path: str | None, as_of: str | None, lang: str, fmt: str,
+                templates: str | None) -> None:
+    """Explain the result to the family: why, why not, what would change, what to bring."""
+    from policydsl.explain import Explainer
+
+    day = _as_of(as_of)
+    policy = load_policy(policy_path)
+    text, source = _read_text(household)
+    hh = read_household(policy, load_json(text, source), source)
+    for w in hh.warnings:
+        click.echo(f"warning: {source}: {w}", err=True)
+    result = Evaluator(policy).evaluate(hh, day, trace=True)
+    click.echo(Explainer(policy, Path(templates) if templates else None).render(result, lang, fmt), nl=False)
+
+
 @main.command("check")
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+@click.option("--analyze", is_flag=True, help="Also run the policy analysis (needs z3) and report unreachable rules, "
+              "redundant conditions and violated properties as warnings W301-W304.")
 @user_errors
-def check_cmd(file: str | None, fmt: str, strict: bool) -> None:
+def check_cmd(file: str | None, fmt: str, strict: bool, analyze: bool) -> None:
     """Check a policy file and report every problem found (exit 1 on errors)."""
     path = file or str(default_policy_path())
     source: str | None
+    template_problems: list[str] = []
     try:
         policy = load_policy(path)
         diags, source, errors = policy.warnings, policy.policy.source, 0
+        from policydsl.explain import Explainer
+        template_problems = Explainer(policy).check_templates()
+        if analyze:
+            from policydsl.analysis import analyze as run_analysis
+            diags = [*diags, *run_analysis(policy, path).diagnostics()]
     except PolicyError as exc:
         diags, source = exc.diagnostics, exc.source
         errors = sum(d.severity == "error" for d in diags)
-    warnings = len(diags) - errors
+    errors += len(template_problems)
+    warnings = len(diags) - errors + len(template_problems)
     if fmt == "json":
         click.echo(json.dumps({"file": path, "errors": errors, "warnings": warnings,
-                               "diagnostics": [d.to_json() for d in diags]}, ensure_ascii=False, indent=2))
+                               "diagnostics": [d.to_json() for d in diags], "templates": template_problems},
+                              ensure_ascii=False, indent=2))
     else:
         for d in diags:
             click.echo(d.render(source), err=True)
             click.echo("", err=True)
+        for problem in template_problems:
+            click.echo(f"{problem}\n", err=True)
         verdict = "invalid" if errors else "fails --strict" if strict and warnings else "ok"
         click.echo(f"{path}: {verdict}: {errors} error{'s' * (errors != 1)}, "
                    f"{warnings} warning{'s' * (warnings != 1)}")
     if errors or (strict and warnings):
         sys.exit(1)
+
+
+@main.command("analyze")
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--out", "out", type=click.Path(file_okay=False), default=None,
+              help="Write every witness household to DIR/<finding-id>.json (each one `policy eval` accepts).")
+@user_errors
+def analyze_cmd(file: str | None, fmt: str, out: str | None) -> None:
+    """Overlaps, unreachable rules, redundant conditions, stated properties and bounds, with witness households."""
+    from policydsl import analysis
+
+    if not analysis.available():
+        _fail(f"error: policy analyze needs the z3 SMT solver; install it with: {analysis.INSTALL_HINT}", 2)
+    path = file or str(default_policy_path())
+    report = analysis.analyze(load_policy(path), path)
+    if out:
+        report.write_witnesses(Path(out))
+    if fmt == "json":
+        click.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(analysis.render_text(report))
+        if out:
+            click.echo(f"(witness households written to {out}/)")
 
 
 @main.command("test")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from functools import cached_property
 
@@ -49,6 +49,7 @@ class CheckedPolicy:
     statuses: list[n.Rule]
     report: list[str]
     warnings: list[Diagnostic] = field(default_factory=list)
+    properties: list[n.Property] = field(default_factory=list)  # outcome names resolved (n.Outcome)
 
     @property
     def id(self) -> str:
@@ -107,6 +108,7 @@ class Checker:
         for d in p.definitions:
             self.definition_type(d)
         rules = self.check_rules()
+        properties = self.check_properties()
         report = self.check_reports()
         self.check_unused()
         errors = [d for d in self.diags if d.severity == "error"]
@@ -114,7 +116,7 @@ class Checker:
         if errors:
             raise PolicyError(self.diags, p.source)
         return CheckedPolicy(p, self.symbols, self.enums, self.records, self.types, *rules, report,
-                             [d for d in self.diags if d.severity == "warning"])
+                             [d for d in self.diags if d.severity == "warning"], properties)
 
     def check_header(self, h: n.Header) -> None:
         if h.in_force and h.in_force[0] > h.in_force[1]:
@@ -294,7 +296,7 @@ class Checker:
             return t.TEXT
         if isinstance(e, n.DateLiteral):
             return t.DATE
-        if isinstance(e, n.Boolean):
+        if isinstance(e, (n.Boolean, n.Outcome)):
             return t.BOOLEAN
         if isinstance(e, n.Name):
             return self.name(e, scope)
@@ -637,6 +639,24 @@ class Checker:
             pass  # statuses apply to every household
         return pre, cats, measures, spre, statuses
 
+    def check_properties(self) -> list[n.Property]:
+        """Stated properties: yes/no tests where rule ids and 'eligible' name outcomes (only here)."""
+        ids = {r.id for r in self.policy.rules if r.kind in ("category", "measure", "status")}
+        out: list[n.Property] = []
+        seen: dict[str, n.Property] = {}
+        for prop in self.policy.properties:
+            if prop.name in seen:
+                self.error("E103", f"the property '{prop.name}' is stated twice (first at line "
+                                   f"{seen[prop.name].span.line})", prop.span, "give each property its own name")
+            seen[prop.name] = prop
+            assuming = _with_outcomes(prop.assuming, ids, self.symbols, frozenset()) if prop.assuming else None
+            expect = _with_outcomes(prop.expect, ids, self.symbols, frozenset())
+            if assuming is not None:
+                self.boolean(assuming, {}, "the test after 'assuming'")
+            self.boolean(expect, {}, "the test after 'expect'")
+            out.append(n.Property(prop.span, prop.name, prop.label, assuming, expect))
+        return out
+
     def check_reports(self) -> list[str]:
         names: list[str] = []
         for rep in self.policy.reports:
@@ -670,6 +690,42 @@ class Checker:
                           "remove it, use it in a rule, or list it under 'report'")
             elif sym.kind == "parameter":
                 self.warn("W203", f"parameter '{sym.name}' is never used", sym.decl.span)
+
+
+def _with_outcomes(e: n.Expr, ids: set[str], symbols: dict[str, Symbol], local: frozenset[str]) -> n.Expr:
+    """``e`` with each category/measure/status id (dotted ids too) and ``eligible`` turned into n.Outcome.
+
+    A declared name (input, definition, …) or a loop variable wins over a rule id of the same spelling.
+    """
+    if isinstance(e, n.Name):
+        if e.name in local or e.name in symbols:
+            return e
+        if e.name in ids:
+            return n.Outcome(e.span, e.name)
+        return n.Outcome(e.span, e.name, "eligible") if e.name == "eligible" else e
+    if isinstance(e, n.FieldAccess):
+        parts, root = [e.name], e.target
+        while isinstance(root, n.FieldAccess):
+            parts.append(root.name)
+            root = root.target
+        if isinstance(root, n.Name) and root.name not in local and root.name not in symbols:
+            dotted = ".".join([root.name, *reversed(parts)])
+            if dotted in ids:
+                return n.Outcome(e.span, dotted)
+    if isinstance(e, (n.Quantified, n.Aggregate)):
+        local = local | {e.var}
+    changes: dict[str, object] = {}
+    for f in fields(e):
+        value = getattr(e, f.name)
+        if isinstance(value, n.Expr):
+            new = _with_outcomes(value, ids, symbols, local)
+        elif isinstance(value, tuple) and any(isinstance(v, n.Expr) for v in value):
+            new = tuple(_with_outcomes(v, ids, symbols, local) if isinstance(v, n.Expr) else v for v in value)
+        else:
+            continue
+        if new is not value:
+            changes[f.name] = new
+    return replace(e, **changes) if changes else e  # type: ignore[arg-type]
 
 
 def check(policy: n.Policy) -> CheckedPolicy:

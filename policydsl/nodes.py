@@ -241,6 +241,7 @@ class Header(Node):
     jurisdiction: str | None
     in_force: tuple[date, date] | None
     source: str | None
+    title_en: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -260,12 +261,14 @@ class Parameter(Node):
     unit: str | None
     values: tuple[ParamValue, ...]
     source: str | None = None  # where the values come from (a document, an office)
+    label_en: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
 class EnumMember(Node):
     name: str
     label: str
+    label_en: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -273,6 +276,7 @@ class Enum(Node):
     name: str
     label: str | None
     members: tuple[EnumMember, ...]
+    label_en: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -280,6 +284,7 @@ class RecordField(Node):
     name: str
     label: str | None
     type: TypeExpr
+    label_en: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -287,6 +292,7 @@ class Record(Node):
     name: str
     label: str | None
     fields: tuple[RecordField, ...]
+    label_en: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -294,6 +300,7 @@ class Input(Node):
     name: str
     label: str | None
     type: TypeExpr
+    label_en: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -301,6 +308,7 @@ class Definition(Node):
     name: str
     label: str | None
     expr: Expr
+    label_en: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -315,7 +323,11 @@ class Report(Node):
 
 @dataclass(frozen=True, eq=False)
 class Condition(Node):
+    """One ``requires`` line, with the policy's own wording of it for citizens (Jinja text), if given."""
+
     expr: Expr
+    phrase_zh: str | None = None
+    phrase_en: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -332,6 +344,25 @@ class Rule(Node):
     conditions: tuple[Condition, ...]
     mode: str = "conditions"
     id_span: Span | None = field(default=None, compare=False, repr=False)  # where the id is written
+    label_en: str | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Outcome(Expr):
+    """Inside a property only: whether a category, measure or status holds (``kind`` "rule"), or ``eligible``."""
+
+    name: str
+    kind: str = "rule"  # "rule" or "eligible"
+
+
+@dataclass(frozen=True, eq=False)
+class Property(Node):
+    """``property NAME "label" [assuming E] expect E``: a claim about every valid household, for analysis."""
+
+    name: str
+    label: str | None
+    assuming: Expr | None
+    expect: Expr
 
 
 @dataclass(frozen=True, eq=False)
@@ -345,3 +376,4 @@ class Policy(Node):
     reports: tuple[Report, ...]
     rules: tuple[Rule, ...]
     source: str = field(compare=False, repr=False, default="")
+    properties: tuple[Property, ...] = ()  # stated properties: checked by analysis, ignored by evaluation

@@ -38,7 +38,7 @@ _TERMINAL_WORDS = {
 }
 _EXPRESSION_START = {"NAME", "NUMBER", "STRING", "LPAR"}
 _STATEMENT_KEYWORDS = ["parameter", "enum", "record", "input", "define", "report", "precondition", "category",
-                       "measure", "status"]
+                       "measure", "status", "property"]
 
 
 class _ReservedWords:
@@ -90,6 +90,12 @@ def _tok_span(file: str, tok: Token) -> n.Span:
                   tok.start_pos or 0, tok.end_pos or 0)
 
 
+def _labels(items: list[Any]) -> tuple[str | None, str | None]:
+    """The (Chinese, English) label among a declaration's parts, if it has one."""
+    found = next((i for i in items if isinstance(i, tuple) and i[0] == "label"), None)
+    return (found[1], found[2]) if found else (None, None)
+
+
 def _string(tok: Token) -> str:
     return str(tok)[1:-1]
 
@@ -130,22 +136,27 @@ class ToAst(Transformer_NonRecursive):
     def start(self, meta: Any, items: list[Any]) -> n.Policy:
         header, *stmts = items
         groups: dict[type, list[Any]] = {k: [] for k in
-                                         (n.Parameter, n.Enum, n.Record, n.Input, n.Definition, n.Report, n.Rule)}
+                                         (n.Parameter, n.Enum, n.Record, n.Input, n.Definition, n.Report, n.Rule,
+                                          n.Property)}
         for s in stmts:
             groups[type(s)].append(s)
         g = {k: tuple(v) for k, v in groups.items()}
         return n.Policy(self._s(meta), header, g[n.Parameter], g[n.Enum], g[n.Record], g[n.Input], g[n.Definition],
-                        g[n.Report], g[n.Rule])
+                        g[n.Report], g[n.Rule], properties=g[n.Property])
 
     def header(self, meta: Any, items: list[Any]) -> n.Header:
         name, *rest = items
-        fields: dict[str, Any] = {"title": None, "jurisdiction": None, "in_force": None, "source": None}
+        fields: dict[str, Any] = {"title": None, "jurisdiction": None, "in_force": None, "source": None,
+                                  "title_en": None}
         for key, value in rest:
             fields[key] = value
+        if fields["title"] is not None:
+            fields["title"], fields["title_en"] = fields["title"]
         return n.Header(self._s(meta), str(name), **fields)
 
     def title(self, meta: Any, items: list[Any]) -> tuple[str, Any]:
-        return ("title", _string(items[0]))
+        return ("title", (_string(items[0]), _string(items[1]) if len(items) > 1 else None))
+
 
     def jurisdiction(self, meta: Any, items: list[Any]) -> tuple[str, Any]:
         return ("jurisdiction", _string(items[0]))
@@ -156,8 +167,11 @@ class ToAst(Transformer_NonRecursive):
     def in_force(self, meta: Any, items: list[Any]) -> tuple[str, Any]:
         return ("in_force", (_date(self.file, items[0]), _date(self.file, items[1])))
 
-    def label(self, meta: Any, items: list[Any]) -> tuple[str, str]:
-        return ("label", _string(items[0]))
+    def label(self, meta: Any, items: list[Any]) -> tuple[str, str, str | None]:
+        return ("label", _string(items[0]), _string(items[1]) if len(items) > 1 else None)
+
+    def explain(self, meta: Any, items: list[Any]) -> tuple[str, str, str | None]:
+        return ("explain", _string(items[0]), _string(items[1]) if len(items) > 1 else None)
 
     def clause(self, meta: Any, items: list[Any]) -> tuple[str, str]:
         return ("clause", _string(items[0]))
@@ -165,7 +179,7 @@ class ToAst(Transformer_NonRecursive):
     # -- parameters
     def parameter(self, meta: Any, items: list[Any]) -> n.Parameter:
         name, *rest = items
-        label = unit = source = None
+        label = unit = source = label_en = None
         type_: n.TypeExpr | None = None
         values: list[n.ParamValue] = []
         for item in rest:
@@ -174,13 +188,13 @@ class ToAst(Transformer_NonRecursive):
             elif isinstance(item, n.ParamValue):
                 values.append(item)
             elif item[0] == "label":
-                label = item[1]
+                label, label_en = item[1], item[2]
             elif item[0] == "unit":
                 unit = item[1]
             elif item[0] == "source":
                 source = item[1]
         assert type_ is not None
-        return n.Parameter(self._s(meta), str(name), label, type_, unit, tuple(values), source)
+        return n.Parameter(self._s(meta), str(name), label, type_, unit, tuple(values), source, label_en)
 
     def param_unit(self, meta: Any, items: list[Any]) -> tuple[str, str]:
         return ("unit", _string(items[0]))
@@ -212,28 +226,29 @@ class ToAst(Transformer_NonRecursive):
     # -- vocabularies, records, inputs
     def enum_decl(self, meta: Any, items: list[Any]) -> n.Enum:
         name, *rest = items
-        label = next((i[1] for i in rest if isinstance(i, tuple)), None)
+        label, label_en = _labels(rest)
         members = tuple(i for i in rest if isinstance(i, n.EnumMember))
-        return n.Enum(self._s(meta), str(name), label, members)
+        return n.Enum(self._s(meta), str(name), label, members, label_en)
 
     def enum_member(self, meta: Any, items: list[Any]) -> n.EnumMember:
-        return n.EnumMember(self._s(meta), str(items[0]), _string(items[1]))
+        label_en = _string(items[2]) if len(items) > 2 else None
+        return n.EnumMember(self._s(meta), str(items[0]), _string(items[1]), label_en)
 
     def record_decl(self, meta: Any, items: list[Any]) -> n.Record:
         name, *rest = items
-        label = next((i[1] for i in rest if isinstance(i, tuple)), None)
+        label, label_en = _labels(rest)
         fields = tuple(i for i in rest if isinstance(i, n.RecordField))
-        return n.Record(self._s(meta), str(name), label, fields)
+        return n.Record(self._s(meta), str(name), label, fields, label_en)
 
     def field(self, meta: Any, items: list[Any]) -> n.RecordField:
         name, *rest = items
-        label = next((i[1] for i in rest if isinstance(i, tuple)), None)
-        return n.RecordField(self._s(meta), str(name), label, rest[-1])
+        label, label_en = _labels(rest)
+        return n.RecordField(self._s(meta), str(name), label, rest[-1], label_en)
 
     def input_decl(self, meta: Any, items: list[Any]) -> n.Input:
         name, *rest = items
-        label = next((i[1] for i in rest if isinstance(i, tuple)), None)
-        return n.Input(self._s(meta), str(name), label, rest[-1])
+        label, label_en = _labels(rest)
+        return n.Input(self._s(meta), str(name), label, rest[-1], label_en)
 
     def type_expr(self, meta: Any, items: list[Any]) -> n.TypeExpr:
         kind, period, of = items[0]
@@ -286,14 +301,15 @@ class ToAst(Transformer_NonRecursive):
     # -- definitions and rules
     def definition(self, meta: Any, items: list[Any]) -> n.Definition:
         name, *rest = items
-        label = next((i[1] for i in rest if isinstance(i, tuple)), None)
-        return n.Definition(self._s(meta), str(name), label, rest[-1])
+        label, label_en = _labels(rest)
+        return n.Definition(self._s(meta), str(name), label, rest[-1], label_en)
 
     def report(self, meta: Any, items: list[Any]) -> n.Report:
         return n.Report(self._s(meta), tuple(n.ReportName(_tok_span(self.file, t), str(t)) for t in items))
 
     def condition(self, meta: Any, items: list[Any]) -> n.Condition:
-        return n.Condition(self._s(meta), items[0])
+        phrase = items[1] if len(items) > 1 else ("explain", None, None)
+        return n.Condition(self._s(meta), items[0], phrase[1], phrase[2])
 
     def conditions(self, meta: Any, items: list[Any]) -> tuple[str, tuple[n.Condition, ...]]:
         return ("conditions", tuple(items))
@@ -305,19 +321,19 @@ class ToAst(Transformer_NonRecursive):
         return ("otherwise", ())
 
     def _rule(self, kind: str, meta: Any, id_: str | Token, rest: list[Any]) -> n.Rule:
-        label = clause = None
+        label = clause = label_en = None
         mode, conds = "conditions", []
         for item in rest:
             if isinstance(item, n.Condition):
                 conds.append(item)
             elif item[0] == "label":
-                label = item[1]
+                label, label_en = item[1], item[2]
             elif item[0] == "clause":
                 clause = item[1]
             else:
                 mode, conds = item[0], list(item[1])
         id_span = _tok_span(self.file, id_) if isinstance(id_, Token) else None
-        return n.Rule(self._s(meta), kind, str(id_), label, clause, tuple(conds), mode, id_span)
+        return n.Rule(self._s(meta), kind, str(id_), label, clause, tuple(conds), mode, id_span, label_en)
 
     def precondition(self, meta: Any, items: list[Any]) -> n.Rule:
         return self._rule("precondition", meta, "precondition", items)
@@ -333,6 +349,15 @@ class ToAst(Transformer_NonRecursive):
 
     def status(self, meta: Any, items: list[Any]) -> n.Rule:
         return self._rule("status", meta, items[0], items[1:])
+
+    def property_decl(self, meta: Any, items: list[Any]) -> n.Property:
+        name, *rest = items
+        label = next((i[1] for i in rest if isinstance(i, tuple) and i[0] == "label"), None)
+        assuming = next((i[1] for i in rest if isinstance(i, tuple) and i[0] == "assuming"), None)
+        return n.Property(self._s(meta), str(name), label, assuming, rest[-1])
+
+    def property_assuming(self, meta: Any, items: list[Any]) -> tuple[str, n.Expr]:
+        return ("assuming", items[0])
 
     # -- expressions
     def every(self, meta: Any, items: list[Any]) -> n.Expr:
@@ -594,7 +619,7 @@ def parse(text: str, file: str = "<policy>") -> n.Policy:
         raise PolicyError(exc.diagnostics, text) from None
     _check_depth(policy, text)
     return n.Policy(policy.span, policy.header, policy.parameters, policy.enums, policy.records, policy.inputs,
-                    policy.definitions, policy.reports, policy.rules, text)
+                    policy.definitions, policy.reports, policy.rules, text, policy.properties)
 
 
 MAX_DEPTH = 100

@@ -217,7 +217,7 @@ def test_check_json(write_policy, mini):
 
 def test_check_json_of_a_clean_policy():
     out = json.loads(run("check", POLICY, "--format", "json").stdout)
-    assert out == {"file": POLICY, "errors": 0, "warnings": 0, "diagnostics": []}
+    assert out == {"file": POLICY, "errors": 0, "warnings": 0, "diagnostics": [], "templates": []}
 
 
 def test_check_warnings_pass_unless_strict(write_policy, mini):

@@ -1,0 +1,434 @@
+"""Explanations for citizens: a Result and its Trace → a letter in Chinese or English (text, Markdown, HTML).
+
+The wording lives in Jinja templates beside the policy (``templates/<lang>/``), one per kind of sentence,
+plus the policy's own phrasing of a condition (``explain "…" "…"`` after a ``requires``). Templates run in
+Jinja's immutable sandbox with StrictUndefined, so a template is data, never code. Every number shown
+comes from the trace, formatted here; nothing is computed in a template.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2 import nodes as jn
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+from . import nodes as n
+from .checker import CheckedPolicy
+from .diagnostics import PolicyDslError
+from .evaluator import ComparisonEvent, ConditionTrace, NotEvaluated, Result, RuleTrace
+from .values import RecordValue, Series, Unknown, format_amount
+
+LANGUAGES = ("zh", "en")
+FORMATS = {"text": "letter.txt.j2", "markdown": "letter.md.j2", "html": "letter.html.j2"}
+SENTENCES = ("outcome.j2", "condition.j2", "what_if.j2", "question.j2", "measure.j2", "status.j2",
+             "unconfirmed.j2")
+_RELATION = {
+    "zh": {"<": "低于", "<=": "不超过", ">": "超过", ">=": "达到", "=": "等于", "!=": "不等于"},
+    "en": {"<": "below", "<=": "at most", ">": "more than", ">=": "at least", "=": "equal to", "!=": "other than"},
+}
+_OPERATOR = {"+": "+", "-": "−", "*": "×", "/": "÷"}
+
+
+class TemplateError(PolicyDslError):
+    """A template is invalid or tried something the sandbox refuses; names the template file and line."""
+
+    exit_code = 1
+
+
+def default_template_dir(policy: CheckedPolicy) -> Path:
+    """``templates/`` beside the policy file, else the one beside the bundled policy."""
+    beside = Path(policy.policy.header.span.file).resolve().parent / "templates"
+    if beside.is_dir():
+        return beside
+    from . import default_policy_path
+    return default_policy_path().parent / "templates"
+
+
+# ---------------------------------------------------------------- formatting for people
+
+
+def fmt_date(day: date, lang: str) -> str:
+    return f"{day.year}年{day.month}月{day.day}日" if lang == "zh" else f"{day.day} {day:%B} {day.year}"
+
+
+def fmt_month(month: str, lang: str) -> str:
+    year, mon = month.split("-")
+    return f"{year}年{int(mon)}月" if lang == "zh" else f"{date(int(year), int(mon), 1):%B} {year}"
+
+
+class Formatter:
+    """Values of one policy as a citizen reads them: 700.00 元, 是/否, labels instead of ids."""
+
+    def __init__(self, policy: CheckedPolicy, lang: str) -> None:
+        self.policy = policy
+        self.lang = lang
+
+    def label(self, node: Any) -> str:
+        """The declaration's label in this language (the Chinese one when no English one is given)."""
+        en = getattr(node, "label_en", None)
+        zh = getattr(node, "label", None)
+        return (en or zh or "") if self.lang == "en" else (zh or en or "")
+
+    def symbol_label(self, name: str) -> str:
+        sym = self.policy.symbols.get(name)
+        return self.label(sym.decl) if sym is not None and sym.decl is not None else name
+
+    def member_label(self, name: str) -> str:
+        for enum in self.policy.enums.values():
+            for m in enum.members:
+                if m.name == name:
+                    return self.label(m)
+        return name
+
+    def value(self, value: Any, kind: str | None = None) -> str:
+        if isinstance(value, bool):
+            return ("是" if value else "否") if self.lang == "zh" else ("yes" if value else "no")
+        if isinstance(value, (int, Fraction)):
+            return f"{format_amount(value)} 元" if kind == "money" else (
+                str(value) if Fraction(value).denominator == 1 else format_amount(value))
+        if isinstance(value, (frozenset, set)):
+            sep = "、" if self.lang == "zh" else ", "
+            return sep.join(self.member_label(v) for v in sorted(value)) or ("无" if self.lang == "zh" else "none")
+        if isinstance(value, str):
+            return self.member_label(value)
+        if isinstance(value, tuple) and value and all(isinstance(v, str) and len(v) == 7 for v in value):
+            return self.window(value)
+        if isinstance(value, (Unknown, NotEvaluated, Series, RecordValue)) or value is None:
+            return ""
+        return str(value)
+
+    def window(self, months: tuple[str, ...]) -> str:
+        first, last = fmt_month(months[0], self.lang), fmt_month(months[-1], self.lang)
+        return f"{first}至{last}" if self.lang == "zh" else f"{first} to {last}"
+
+    def describe(self, e: n.Expr) -> str:
+        """An expression in words, for 'what would change': names become their labels."""
+        if isinstance(e, n.Name):
+            return self.symbol_label(e.name)
+        if isinstance(e, n.FieldAccess) and isinstance(e.target, n.Name):
+            sym = self.policy.symbols.get(e.target.name)
+            record = self.policy.records.get(sym.type.of or "") if sym else None
+            field = next((f for f in record.fields if f.name == e.name), None) if record else None
+            return self.label(field) if field else e.name
+        if isinstance(e, n.Index):
+            return self.describe(e.target)
+        if isinstance(e, n.Number):
+            return e.text
+        if isinstance(e, n.Call):
+            return ("全年" if self.lang == "zh" else "12 months of ") + self.describe(e.argument)
+        if isinstance(e, n.Aggregate):
+            inner = self.describe(e.body)
+            return (f"平均{inner}" if self.lang == "zh" else f"the average {inner}") if e.function == "mean" else inner
+        if isinstance(e, n.BinOp):
+            left, right = self.describe(e.left), self.describe(e.right)
+            if isinstance(e.left, n.BinOp) and e.op in "*/":
+                left = f"({left})"
+            return f"{left} {_OPERATOR[e.op]} {right}"
+        return ""
+
+
+# ---------------------------------------------------------------- the model a letter is rendered from
+
+
+@dataclass
+class Sentence:
+    """One rendered sentence with the rule or fact it is about (for HTML structure and tests)."""
+
+    text: str
+    about: str = ""
+    clause: str = ""
+
+
+class Explainer:
+    """Renders explanations of one policy's results; templates are loaded and checked once."""
+
+    def __init__(self, policy: CheckedPolicy, template_dir: Path | None = None) -> None:
+        self.policy = policy
+        self.dir = template_dir or default_template_dir(policy)
+        self.envs = {(lang, html): self._env(lang, html) for lang in LANGUAGES for html in (False, True)}
+        self._window: tuple[str, ...] | None = None
+
+    def _env(self, lang: str, html: bool) -> ImmutableSandboxedEnvironment:
+        env = ImmutableSandboxedEnvironment(loader=jinja2.FileSystemLoader(str(self.dir / lang)),
+                                            undefined=jinja2.StrictUndefined, autoescape=html,
+                                            trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False)
+        env.filters["upfirst"] = lambda text: text[:1].upper() + text[1:] if isinstance(text, str) else text
+        return env
+
+    # -- checking templates (policy check uses this)
+    def check_templates(self) -> list[str]:
+        """Problems in the templates and in the policy's own phrases: syntax, and reaching for internals."""
+        problems: list[str] = []
+        for lang in LANGUAGES:
+            env = self.envs[(lang, False)]
+            for name in (*SENTENCES, *FORMATS.values()):
+                path = self.dir / lang / name
+                if not path.is_file():
+                    problems.append(f"{path}: missing template")
+                    continue
+                problems += _check_source(env, path.read_text(encoding="utf-8"), str(path))
+        for rule in self.policy.rules:
+            for cond in rule.conditions:
+                for phrase in (cond.phrase_zh, cond.phrase_en):
+                    if phrase:
+                        problems += _check_source(self.envs[("zh", False)], phrase, str(cond.span))
+        return problems
+
+    # -- rendering
+    def render(self, result: Result, lang: str = "zh", fmt: str = "text") -> str:
+        if result.trace is None:
+            raise ValueError("explanations need a result evaluated with trace=True")
+        env = self.envs[(lang, fmt == "html")]
+        model = self.model(result, lang)
+        return _render(env, FORMATS[fmt], model).strip() + "\n"
+
+    def model(self, result: Result, lang: str) -> dict[str, Any]:
+        """Everything a letter says, as sentences rendered from the sentence templates."""
+        assert result.trace is not None
+        # the months assessed, for sentences about values computed over them (the policy's window)
+        self._window = next((v for v in result.trace.definitions.values() if _is_window(v)), None)
+        f = Formatter(self.policy, lang)
+        env = self.envs[(lang, False)]
+        traces = {id(rt.rule): rt for rt in result.trace.rules}
+        pol = self.policy
+        header = pol.policy.header
+        title = (header.title_en if lang == "en" else None) or header.title or header.id
+
+        def sentence(template: str, **ctx: Any) -> str:
+            return _render(env, template, ctx).strip()
+
+        cats_met = [self._rule_view(f, traces[id(r)], "met") for r in pol.categories if r.id in result.categories]
+        cats_open = [self._rule_view(f, traces[id(r)], "open") for r in pol.categories
+                     if r.id in result.undetermined]
+        precondition = traces.get(id(pol.precondition)) if pol.precondition is not None else None
+        pre_failed = precondition is not None and precondition.result is False
+        cats_not = [] if pre_failed else [self._rule_view(f, traces[id(r)], "not") for r in pol.categories
+                                          if id(r) in traces and traces[id(r)].result is False]
+        outcome = sentence("outcome.j2", eligible=result.eligible, primary=f.label(_rule(pol, result.primary_category)),
+                           categories=[c["label"] for c in cats_met], in_force=result.in_force,
+                           as_of=fmt_date(result.as_of, lang), title=title,
+                           measures=[f.label(_rule(pol, m)) for m in result.measures])
+        for view in cats_met + cats_not:
+            view["sentences"] = [sentence("condition.j2", **c) for c in view["conditions"]]
+            view["what_if"] = [sentence("what_if.j2", **w) for w in view["changes"]]
+        precondition_view = self._rule_view(f, precondition, "not") if pre_failed and precondition else None
+        if precondition_view:
+            precondition_view["sentences"] = [sentence("condition.j2", **c) for c in precondition_view["conditions"]]
+        measures = [sentence("measure.j2", label=f.label(_rule(pol, m)), clause=_rule(pol, m).clause or "")
+                    for m in result.measures]
+        questions = [sentence("question.j2", **self._question(f, path)) for path in result.missing]
+        status = None
+        if result.status is not None:
+            rt = traces[id(_rule(pol, result.status))]
+            view = self._rule_view(f, rt, "met")
+            status = sentence("status.j2", label=view["label"], clause=view["clause"],
+                              reasons=[sentence("condition.j2", **c) for c in view["conditions"]])
+        unconfirmed = [sentence("unconfirmed.j2", label=f.symbol_label(name),
+                                value=f.value(pv.value, "money" if pol.symbols[name].type.kind == "money" else None),
+                                start=fmt_date(pv.start, lang), note=pv.note or "")
+                       for name, pv in result.parameters.items() if pv.confirmed is False]
+        return {
+            "lang": lang, "title": title, "jurisdiction": header.jurisdiction or "",
+            "source": header.source or "", "as_of": fmt_date(result.as_of, lang), "in_force": result.in_force,
+            "eligible": result.eligible, "outcome": outcome, "categories_met": cats_met,
+            "categories_not_met": cats_not, "categories_open": cats_open, "precondition": precondition_view,
+            "measures": measures, "questions": questions, "status": status, "unconfirmed": unconfirmed,
+        }
+
+    def _rule_view(self, f: Formatter, rt: RuleTrace, mode: str) -> dict[str, Any]:
+        """A rule for a letter: its label, clause, the conditions to state, and what would change it."""
+        conds = rt.conditions
+        if mode == "not":  # the first condition that failed, with its numbers
+            failed = [c for c in conds if c.outcome is False]
+            shown = failed[:1]
+        else:
+            shown = [c for c in conds if c.outcome is True or mode == "met"]
+        changes: list[dict[str, Any]] = []
+        if mode == "not":
+            failed_all = [c for c in conds if c.outcome is False]
+            if failed_all and all(_numeric(c) for c in failed_all) and not any(
+                    isinstance(c.outcome, Unknown) for c in conds):
+                for c in failed_all:
+                    changes += self._changes(f, c)
+        return {"id": rt.rule.id, "label": f.label(rt.rule), "clause": rt.rule.clause or "",
+                "conditions": [self._condition(f, c) for c in shown], "changes": changes}
+
+    def _condition(self, f: Formatter, ct: ConditionTrace) -> dict[str, Any]:
+        """The variables a condition sentence (or the policy's own phrase) is rendered with."""
+        pol = self.policy
+        values = {}
+        for name, value in ct.values.items():
+            sym = pol.symbols.get(name.split(".")[0])
+            kind = sym.type.kind if sym is not None else None
+            if "." in name and sym is not None and sym.type.kind == "record":
+                record = pol.records.get(sym.type.of or "")
+                field = next((x for x in record.fields if x.name == name.split(".", 1)[1]), None) if record else None
+                kind = field.type.kind if field else None
+            values[name] = f.value(value, kind)
+        events = ct.comparisons
+        deciding = next((e for e in events if e.outcome is False), events[0] if events else None)
+        failed_months = [self._event(f, e) for e in events if e.outcome is False and e.bindings]
+        window = next((v for v in ct.values.values() if _is_window(v)), None) or self._window
+        months = sorted({str(v) for e in events for v in e.bindings.values() if isinstance(v, str)})
+        ctx: dict[str, Any] = {
+            "holds": ct.outcome is True, "values": values,
+            "window": f.window(tuple(months)) if months else (f.window(window) if window else ""),
+            "failed_months": failed_months, **(self._event(f, deciding) if deciding else {"left": "", "right": ""}),
+            "text": "", "subject": f.describe(deciding.node.left) if deciding else "",
+            "relation": _RELATION[f.lang][deciding.node.op] if deciding else "",
+            "object": f.describe(deciding.node.right) if deciding else "",
+        }
+        ctx.update({k: v for k, v in values.items() if "." not in k})
+        phrase = ct.condition.phrase_zh if f.lang == "zh" else ct.condition.phrase_en
+        if phrase:
+            ctx["text"] = _render_string(self.envs[(f.lang, False)], phrase, ctx, str(ct.condition.span))
+        else:
+            ctx["text"] = self._default_text(f, ct, ctx)
+        return ctx
+
+    def _event(self, f: Formatter, e: ComparisonEvent) -> dict[str, Any]:
+        kind_l = self._kind(e.node.left)
+        kind_r = self._kind(e.node.right)
+        month = next((v for v in e.bindings.values() if isinstance(v, str) and len(v) == 7), None)
+        return {"left": f.value(e.left, kind_l), "right": f.value(e.right, kind_r),
+                "month": fmt_month(month, f.lang) if month else ""}
+
+    def _kind(self, e: n.Expr) -> str | None:
+        ty = self.policy.types.get(id(e))
+        if ty is not None and ty.literal:
+            return None
+        return ty.kind if ty is not None else None
+
+    def _default_text(self, f: Formatter, ct: ConditionTrace, ctx: dict[str, Any]) -> str:
+        """A condition in words when the policy gives no phrase of its own."""
+        if ct.comparisons and ctx["subject"]:
+            not_word = "" if ct.outcome is True else ("并非" if f.lang == "zh" else "not ")
+            if f.lang == "zh":
+                return f"{ctx['subject']}（{ctx['left']}）{not_word}{ctx['relation']}{ctx['object']}（{ctx['right']}）"
+            return f"{ctx['subject']} ({ctx['left']}) was {not_word}{ctx['relation']} {ctx['object']} ({ctx['right']})"
+        names = ", ".join(f"{f.symbol_label(k.split('.')[-1]) if '.' not in k else k}: {v}"
+                          for k, v in ctx["values"].items() if v)
+        verdict = ("成立" if ct.outcome is True else "不成立") if f.lang == "zh" else (
+            "holds" if ct.outcome is True else "does not hold")
+        return f"{names} — {verdict}" if names else verdict
+
+    def _changes(self, f: Formatter, ct: ConditionTrace) -> list[dict[str, Any]]:
+        """What would have met a failed numeric condition: its bound, exactly as the policy computed it."""
+        out = []
+        for e in ct.comparisons:
+            if e.outcome is not False:
+                continue
+            ev = self._event(f, e)
+            out.append({"subject": f.describe(e.node.left), "relation": _RELATION[f.lang][e.node.op],
+                        "bound": ev["right"], "month": ev["month"]})
+            if len(out) >= 3:
+                break
+        return out
+
+    def _question(self, f: Formatter, path: str) -> dict[str, Any]:
+        """A missing fact as something to ask the family."""
+        head, _, rest = path.partition(".")
+        sym = self.policy.symbols.get(head)
+        label = f.symbol_label(head)
+        kind = sym.type.kind if sym else None
+        month = ""
+        if rest and sym is not None and sym.type.kind == "record":
+            record = self.policy.records.get(sym.type.of or "")
+            name, _, month = rest.partition(".")
+            field = next((x for x in record.fields if x.name == name), None) if record else None
+            if field is not None:
+                label = f.label(field)
+                kind = {"boolean": "boolean", "monthly": "series"}.get(field.type.kind, field.type.kind)
+        elif rest:
+            month = rest
+        if month and len(month) == 7:
+            month = fmt_month(month, f.lang)
+        return {"label": label, "kind": kind or "", "month": month}
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _rule(policy: CheckedPolicy, rule_id: str | None) -> n.Rule:
+    for r in policy.rules:
+        if r.id == rule_id:
+            return r
+    return n.Rule(n.NOWHERE, "none", "", None, None, ())
+
+
+def _is_window(value: Any) -> bool:
+    return isinstance(value, tuple) and bool(value) and all(isinstance(v, str) and len(v) == 7 for v in value)
+
+
+def _numeric(ct: ConditionTrace) -> bool:
+    """A condition decided by comparing numbers (so a different number could have met it)."""
+    expr = ct.condition.expr
+    while isinstance(expr, n.Quantified):
+        expr = expr.body
+    return isinstance(expr, n.Compare) and bool(ct.comparisons) and all(
+        isinstance(e.left, (int, Fraction)) and not isinstance(e.left, bool) for e in ct.comparisons)
+
+
+def _where(exc: BaseException) -> tuple[str, int]:
+    """The template file and line a rendering error happened at (Jinja keeps them in the traceback)."""
+    tb = exc.__traceback__
+    found = ("template", 0)
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_filename.endswith(".j2") or code.co_filename == "<template>":
+            found = (code.co_filename, tb.tb_lineno)
+        tb = tb.tb_next
+    return found
+
+
+def _render(env: jinja2.Environment, name: str, ctx: dict[str, Any]) -> str:
+    try:
+        return env.get_template(name).render(**ctx)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"{exc.filename or name}:{exc.lineno}: template syntax error: {exc.message}") from None
+    except jinja2.TemplateNotFound:
+        raise TemplateError(f"{name}: template not found in {env.loader.searchpath}") from None  # type: ignore[union-attr]
+    except SecurityError as exc:
+        file, line = _where(exc)
+        raise TemplateError(f"{file}:{line}: refused by the template sandbox: {exc}") from None
+    except jinja2.UndefinedError as exc:
+        file, line = _where(exc)
+        raise TemplateError(f"{file}:{line}: the template uses something that is not provided: {exc.message}") \
+            from None
+
+
+def _render_string(env: jinja2.Environment, source: str, ctx: dict[str, Any], where: str) -> str:
+    try:
+        return env.from_string(source).render(**ctx)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"{where}: the condition's explain text is not valid: {exc.message}") from None
+    except SecurityError as exc:
+        raise TemplateError(f"{where}: the condition's explain text was refused by the sandbox: {exc}") from None
+    except jinja2.UndefinedError as exc:
+        raise TemplateError(f"{where}: the condition's explain text uses something that is not provided: "
+                            f"{exc.message}") from None
+
+
+def _unsafe(node: jn.Node) -> Iterator[tuple[int, str]]:
+    """Attribute names a template must never reach for (Python internals)."""
+    for child in node.find_all((jn.Getattr, jn.Getitem)):
+        name = child.attr if isinstance(child, jn.Getattr) else (
+            child.arg.value if isinstance(child.arg, jn.Const) else None)
+        if isinstance(name, str) and name.startswith("_"):
+            yield child.lineno, name
+
+
+def _check_source(env: jinja2.Environment, source: str, where: str) -> list[str]:
+    try:
+        tree = env.parse(source)
+    except jinja2.TemplateSyntaxError as exc:
+        return [f"{where}:{exc.lineno}: template syntax error: {exc.message}"]
+    return [f"{where}:{line}: the template reaches for '{name}', a Python internal; templates may only use the "
+            "values they are given" for line, name in _unsafe(tree)]
