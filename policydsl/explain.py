@@ -104,6 +104,10 @@ class Formatter:
             return ""
         return str(value)
 
+    def _is_count(self, e: n.Expr) -> bool:
+        ty = self.policy.types.get(id(e))
+        return ty is not None and ty.kind == "count"
+
     def window(self, months: tuple[str, ...]) -> str:
         first, last = fmt_month(months[0], self.lang), fmt_month(months[-1], self.lang)
         return f"{first}至{last}" if self.lang == "zh" else f"{first} to {last}"
@@ -126,6 +130,9 @@ class Formatter:
         if isinstance(e, n.Aggregate):
             inner = self.describe(e.body)
             return (f"平均{inner}" if self.lang == "zh" else f"the average {inner}") if e.function == "mean" else inner
+        if isinstance(e, n.BinOp) and e.op == "/" and self._is_count(e.right) and not isinstance(e.left, n.BinOp):
+            inner = self.describe(e.left)  # an amount per person: the way people say it
+            return f"人均{inner}" if self.lang == "zh" else f"{inner} per person"
         if isinstance(e, n.BinOp):
             left, right = self.describe(e.left), self.describe(e.right)
             if isinstance(e.left, n.BinOp) and e.op in "*/":
@@ -223,7 +230,9 @@ class Explainer:
             precondition_view["sentences"] = [sentence("condition.j2", **c) for c in precondition_view["conditions"]]
         measures = [sentence("measure.j2", label=f.label(_rule(pol, m)), clause=_rule(pol, m).clause or "")
                     for m in result.measures]
-        questions = [sentence("question.j2", **self._question(f, path)) for path in result.missing]
+        order = {i.name: k for k, i in enumerate(pol.policy.inputs)}  # ask in the order the policy declares facts
+        missing = sorted(result.missing, key=lambda p: (order.get(p.split(".")[0].split("[")[0], len(order)), p))
+        questions = [sentence("question.j2", **self._question(f, path)) for path in missing]
         status = None
         if result.status is not None:
             rt = traces[id(_rule(pol, result.status))]
@@ -321,16 +330,18 @@ class Explainer:
 
     def _changes(self, f: Formatter, ct: ConditionTrace) -> list[dict[str, Any]]:
         """What would have met a failed numeric condition: its bound, exactly as the policy computed it."""
-        out = []
+        grouped: dict[tuple[str, str, str], list[str]] = {}
         for e in ct.comparisons:
             if e.outcome is not False:
                 continue
             ev = self._event(f, e)
-            out.append({"subject": f.describe(e.node.left), "relation": _RELATION[f.lang][e.node.op],
-                        "bound": ev["right"], "month": ev["month"]})
-            if len(out) >= 3:
-                break
-        return out
+            key = (f.describe(e.node.left), _RELATION[f.lang][e.node.op], ev["right"])
+            grouped.setdefault(key, [])
+            if ev["month"]:
+                grouped[key].append(ev["month"])
+        sep = "、" if f.lang == "zh" else ", "
+        return [{"subject": subject, "relation": relation, "bound": bound, "month": sep.join(months)}
+                for (subject, relation, bound), months in grouped.items()]
 
     def _question(self, f: Formatter, path: str) -> dict[str, Any]:
         """A missing fact as something to ask the family."""
