@@ -40,10 +40,7 @@ def trace_amounts(result) -> set[str]:
     def add(value: Any) -> None:
         if isinstance(value, (int, Fraction)) and not isinstance(value, bool):
             found.add(format_amount(value))
-        elif isinstance(value, Series):
-            for v in value.data.values():
-                add(v)
-        elif isinstance(value, RecordValue):
+        elif isinstance(value, (Series, RecordValue)):
             for v in value.data.values():
                 add(v)
 
