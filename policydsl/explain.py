@@ -430,8 +430,8 @@ def _render_string(env: jinja2.Environment, source: str, ctx: dict[str, Any], wh
 def _unsafe(node: jn.Node) -> Iterator[tuple[int, str]]:
     """Attribute names a template must never reach for (Python internals)."""
     for child in node.find_all((jn.Getattr, jn.Getitem)):
-        name = child.attr if isinstance(child, jn.Getattr) else (
-            child.arg.value if isinstance(child.arg, jn.Const) else None)
+        arg = getattr(child, "arg", None)
+        name = child.attr if isinstance(child, jn.Getattr) else (arg.value if isinstance(arg, jn.Const) else None)
         if isinstance(name, str) and name.startswith("_"):
             yield child.lineno, name
 
