@@ -237,8 +237,15 @@ class Explainer:
         if result.status is not None:
             rt = traces[id(_rule(pol, result.status))]
             view = self._rule_view(f, rt, "met")
-            status = sentence("status.j2", label=view["label"], clause=view["clause"],
-                              reasons=[sentence("condition.j2", **c) for c in view["conditions"]])
+            reasons = [sentence("condition.j2", **c) for c in view["conditions"]]
+            if rt.rule.mode == "otherwise":  # why none of the earlier statuses holds
+                earlier = pol.statuses[:pol.statuses.index(rt.rule)]
+                for rule in earlier:
+                    not_view = self._rule_view(f, traces[id(rule)], "not")
+                    head = (f"未达到「{not_view['label']}」标准，因为" if lang == "zh"
+                            else f"not yet \"{not_view['label']}\", because ")
+                    reasons += [head + sentence("condition.j2", **c) for c in not_view["conditions"]]
+            status = sentence("status.j2", label=view["label"], clause=view["clause"], reasons=reasons)
         unconfirmed = [sentence("unconfirmed.j2", label=f.symbol_label(name),
                                 value=f.value(pv.value, "money" if pol.symbols[name].type.kind == "money" else None),
                                 start=fmt_date(pv.start, lang), note=pv.note or "")
@@ -322,11 +329,20 @@ class Explainer:
             if f.lang == "zh":
                 return f"{ctx['subject']}（{ctx['left']}）{not_word}{ctx['relation']}{ctx['object']}（{ctx['right']}）"
             return f"{ctx['subject']} ({ctx['left']}) was {not_word}{ctx['relation']} {ctx['object']} ({ctx['right']})"
-        names = ", ".join(f"{f.symbol_label(k.split('.')[-1]) if '.' not in k else k}: {v}"
-                          for k, v in ctx["values"].items() if v)
+        names = ", ".join(f"{self._path_label(f, k)}: {v}" for k, v in ctx["values"].items() if v)
         verdict = ("成立" if ct.outcome is True else "不成立") if f.lang == "zh" else (
             "holds" if ct.outcome is True else "does not hold")
         return f"{names} — {verdict}" if names else verdict
+
+    def _path_label(self, f: Formatter, path: str) -> str:
+        """The label of a name or a record field path (archive.filed → 已建档)."""
+        head, _, field_name = path.partition(".")
+        if not field_name:
+            return f.symbol_label(head)
+        sym = self.policy.symbols.get(head)
+        record = self.policy.records.get(sym.type.of or "") if sym is not None else None
+        field = next((x for x in record.fields if x.name == field_name), None) if record else None
+        return f.label(field) if field is not None else path
 
     def _changes(self, f: Formatter, ct: ConditionTrace) -> list[dict[str, Any]]:
         """What would have met a failed numeric condition: its bound, exactly as the policy computed it."""
