@@ -86,6 +86,8 @@ GOLDEN_HOUSEHOLDS = {
                                  "disposable_income": 30240, "hardship_expenses": 10080},
     "other_district": {"district": "射洪市"},
     "facts_missing": {"income_history": {"2019-03": 1500, "2019-04": 1500}, "students": None},
+    "filed_in_assistance": {"archive": {"filed": True, "hard_to_lift": False, "receives_dibao": False,
+                                        "assisted_income_history": {}}},
     "category_4": {"members": 2, "income_history": {f"2019-{m:02d}": 4000 for m in range(3, 9)},
                    "hardship_causes": ["major_illness"], "disposable_income": 48000, "savings": 10000,
                    "investment_assets": 0, "accident_expenses": 45000},
