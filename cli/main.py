@@ -96,6 +96,9 @@ def eval_cmd(household: str, policy_path: str | None, as_of: str | None, fmt: st
              lang: str) -> None:
     """Evaluate one household (a JSON file, or - for standard input)."""
     day = _as_of(as_of)
+    if explain and fmt != "json":
+        raise click.UsageError("--explain adds the letter to the JSON result: use it with --format json, "
+                               "or run 'policy explain' for the letter alone")
     policy = load_policy(policy_path)
     text, source = _read_text(household)
     doc = load_json(text, source)

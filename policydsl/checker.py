@@ -411,6 +411,7 @@ class Checker:
                            e.anchor.span, "write e.g. 'last 6 months before as_of'")
             if not 1 <= e.months <= MAX_WINDOW:
                 self.error("E101", f"a window has from 1 to {MAX_WINDOW} months, not {e.months}", e.span)
+                return Type("window")  # no length: no knock-on period errors
             return Type("window", of=str(e.months))
         if isinstance(e, n.Aggregate) and e.function == "count":
             var_type = self.iteration(e.iterable, scope)
@@ -507,6 +508,9 @@ class Checker:
                 return t.LITERAL
             return t.COUNT if left.kind == right.kind == "count" else t.NUMBER
         # division
+        if isinstance(e.right, n.Number) and e.right.value == 0:
+            self.error("E101", "this divides by 0", e.right.span)
+            return t.ERROR
         if self.may_be_zero(e.right):
             divisor = " ".join(self.policy.source[e.right.span.start:e.right.span.end].split())
             self.warn("W207", f"this divides by '{divisor}', which can be 0 for some households", e.right.span,

@@ -508,8 +508,11 @@ class _Run:
                 result = and3(result, v)
             else:
                 v = _for_the_record(fn, ctx)
-            if not isinstance(v, NotEvaluated):
-                shown = and3(shown, v)
+            if isinstance(v, NotEvaluated):
+                if shown is not False:
+                    shown = v  # not computable, and nothing false: the rule's own outcome is unknown to the trace
+            elif not isinstance(shown, NotEvaluated) or v is False:
+                shown = and3(shown, v) if not isinstance(shown, NotEvaluated) else False
             conds.append(ConditionTrace(cond, v, ctx.events, self.ev._named_values(cond, ctx)))
         return result, shown, conds
 

@@ -180,12 +180,12 @@ class Explainer:
                 if not path.is_file():
                     problems.append(f"{path}: missing template")
                     continue
-                problems += _check_source(env, path.read_text(encoding="utf-8"), str(path))
+                problems += _check_source(env, path.read_text(encoding="utf-8"), str(path), located=False)
         for rule in self.policy.rules:
             for cond in rule.conditions:
                 for phrase in (cond.phrase_zh, cond.phrase_en):
                     if phrase:
-                        problems += _check_source(self.envs[("zh", False)], phrase, str(cond.span))
+                        problems += _check_source(self.envs[("zh", False)], phrase, str(cond.span), located=True)
         return problems
 
     # -- rendering
@@ -452,10 +452,13 @@ def _unsafe(node: jn.Node) -> Iterator[tuple[int, str]]:
             yield child.lineno, name
 
 
-def _check_source(env: jinja2.Environment, source: str, where: str) -> list[str]:
+def _check_source(env: jinja2.Environment, source: str, where: str, located: bool) -> list[str]:
+    """Problems of one template (a file, or an explain text whose ``where`` is already file:line:col)."""
+    def at(line: int) -> str:
+        return where if located else f"{where}:{line}"
     try:
         tree = env.parse(source)
     except jinja2.TemplateSyntaxError as exc:
-        return [f"{where}:{exc.lineno}: template syntax error: {exc.message}"]
-    return [f"{where}:{line}: the template reaches for '{name}', a Python internal; templates may only use the "
-            "values they are given" for line, name in _unsafe(tree)]
+        return [f"{at(exc.lineno)}: error[E120]: template syntax error: {exc.message}"]
+    return [f"{at(line)}: error[E121]: the template reaches for '{name}', a Python internal; templates may only "
+            "use the values they are given" for line, name in _unsafe(tree)]

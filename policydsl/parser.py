@@ -584,7 +584,7 @@ def _syntax_error(exc: UnexpectedInput, file: str, text: str) -> Diagnostic:
     near = _NEAR_MISSES.get(str(tok))
     if near:
         return Diagnostic("E001", "error", f"'{tok}' is not a word of the language", span, near)
-    preceding = text[:tok.start_pos or 0].rstrip(" \t")
+    preceding = text[:tok.start_pos or 0].rstrip()
     glued = next((w for w in words if preceding.endswith(w) and len(preceding) > len(w)
                   and not preceding[-len(w) - 1].isspace()), None)
     if glued:

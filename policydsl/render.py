@@ -165,6 +165,13 @@ def _why_not(result: Result) -> list[str]:
 _LITERALS = (n.Number, n.Money, n.Text, n.Boolean, n.DateLiteral)
 
 
+def _is_literal(pol: CheckedPolicy, e: n.Expr) -> bool:
+    """A value written in the policy (a number, a text, an enum value): showing it twice adds nothing."""
+    if isinstance(e, _LITERALS):
+        return True
+    return isinstance(e, n.Name) and e.name in pol.symbols and pol.symbols[e.name].kind == "member"
+
+
 def _pair(a: Any, b: Any) -> tuple[str, str]:
     """Both sides of a comparison for display: with more decimals where two would make unequal values look equal."""
     sa, sb = show(a), show(b)
@@ -182,8 +189,8 @@ def _event_text(pol: CheckedPolicy, ev: ComparisonEvent) -> str:
     bound = ", ".join(f"{k}={show(v)}" for k, v in ev.bindings.items())
     where = f" [{bound}]" if bound else ""
     lv, rv = _pair(ev.left, ev.right)
-    left = source_text(pol, c.left) + ("" if isinstance(c.left, _LITERALS) else f" ({lv})")
-    right = source_text(pol, c.right) + ("" if isinstance(c.right, _LITERALS) else f" ({rv})")
+    left = source_text(pol, c.left) + ("" if _is_literal(pol, c.left) else f" ({lv})")
+    right = source_text(pol, c.right) + ("" if _is_literal(pol, c.right) else f" ({rv})")
     if c.word in ("以上", "以下", "以内", "以外"):
         body = f"{left} 在 {right} {c.word}"
     else:

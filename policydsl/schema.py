@@ -18,8 +18,9 @@ def _type(policy: CheckedPolicy, te: n.TypeExpr, title: str | None) -> dict[str,
         if te.minimum is not None else {}
     if te.kind == "money":
         period = {"month": "元 per month", "year": "元 over the 12 months before as_of", None: "元"}[te.period]
+        sign = "" if te.minimum is not None and te.minimum >= 0 else "-?"
         out.update({"description": f"an amount in {period}; a number, or a decimal text such as \"2520.03\"",
-                    "anyOf": [{"type": "number", **minimum}, {"type": "string", "pattern": r"^\d+(\.\d+)?$"}]})
+                    "anyOf": [{"type": "number", **minimum}, {"type": "string", "pattern": rf"^{sign}\d+(\.\d+)?$"}]})
     elif te.kind == "count":
         out.update({"type": "integer", **minimum})
     elif te.kind == "number":

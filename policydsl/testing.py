@@ -153,6 +153,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _list(items: list[str]) -> str:
+    return "[" + ", ".join(items) + "]"
+
+
 _LIST_KEYS = ("categories", "measures", "missing", "undetermined")
 _LIST_EXPECTATIONS = (*_LIST_KEYS, "measures_include", "measures_exclude")
 _SCALAR_KEYS = ("eligible", "primary_category", "status", "in_force", "as_of")
@@ -171,10 +175,10 @@ def compare(expect: dict[str, Any], actual: dict[str, Any]) -> list[str]:
             if got != want:
                 extra = [g for g in got if g not in want]
                 lacking = [w for w in want if w not in got]
-                detail = "; ".join(filter(None, [f"not expected: {extra}" if extra else "",
-                                                 f"expected but absent: {lacking}" if lacking else "",
+                detail = "; ".join(filter(None, [f"not expected: {_list(extra)}" if extra else "",
+                                                 f"expected but absent: {_list(lacking)}" if lacking else "",
                                                  "order differs" if not extra and not lacking else ""]))
-                out.append(f"{key}: expected {want}\n{' ' * (len(key) + 2)}got      {got}   ({detail})")
+                out.append(f"{key}: expected {_list(want)}\n{' ' * (len(key) + 2)}got      {_list(got)}   ({detail})")
         elif key in _SCALAR_KEYS:
             want = _plain(want)
             if actual[key] != want:

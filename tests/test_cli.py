@@ -269,8 +269,8 @@ cases:
     result = run("test", str(tests), code=1)
     out = result.stdout
     assert "FAIL t.yaml::2  wrong on purpose" in out
-    assert "categories: expected ['category_2']" in out
-    assert "got      ['category_1']" in out
+    assert "categories: expected [category_2]" in out
+    assert "got      [category_1]" in out
     assert "values.per_capita_income: expected '500.01', got '500.00'" in out
     assert out.strip().splitlines()[-1] == "1 passed, 1 failed"
     verbose = run("test", str(tests), "-v", code=1).stdout

@@ -194,7 +194,7 @@ def _policy_with_template(tmp_path: Path, name: str, text: str) -> Path:
 def test_check_refuses_a_template_that_reaches_for_python_internals(tmp_path, payload):
     path = _policy_with_template(tmp_path, "outcome.j2", f"结论 {payload}\n")
     result = run("check", str(path), code=1)
-    assert f"{tmp_path / 'templates' / 'zh' / 'outcome.j2'}:1: the template reaches for '" in result.stderr
+    assert f"{tmp_path / 'templates' / 'zh' / 'outcome.j2'}:1: error[E121]: the template reaches for '" in result.stderr
     assert "a Python internal" in result.stderr
 
 
@@ -209,7 +209,7 @@ def test_rendering_refuses_sandbox_escapes(tmp_path, payload):
 def test_a_template_syntax_error_names_file_and_line(tmp_path):
     path = _policy_with_template(tmp_path, "measure.j2", "{{ label }}\n{% if clause %}\n")
     result = run("check", str(path), code=1)
-    assert f"{tmp_path / 'templates' / 'zh' / 'measure.j2'}:2: template syntax error" in result.stderr
+    assert f"{tmp_path / 'templates' / 'zh' / 'measure.j2'}:2: error[E120]: template syntax error" in result.stderr
 
 
 def test_an_undefined_name_in_a_template_is_an_error_not_a_blank(tmp_path):

@@ -48,8 +48,8 @@ def test_a_wrong_expectation_is_reported_with_a_diff(runner: Runner):
     outcome = runner.run(wrong)
     assert not outcome.ok
     text = "\n".join(outcome.failures)
-    assert "categories: expected ['category_2']" in text
-    assert "got      ['category_1']" in text
+    assert "categories: expected [category_2]" in text
+    assert "got      [category_1]" in text
     assert "eligible: expected False, got True" in text
 
 
