@@ -25,7 +25,7 @@ from .checker import CheckedPolicy
 from .diagnostics import Diagnostic, PolicyDslError, UsageError
 from .evaluator import Compiler, Ctx, EvaluationError, Evaluator, Result, months_before
 from .household import LARGEST, load_json, read_household
-from .values import Unknown, exact, format_amount
+from .values import Unknown, exact, exact_text, format_amount
 
 try:  # the solver is an optional extra
     import z3
@@ -44,6 +44,21 @@ class AnalysisUnavailable(UsageError):
     def __init__(self) -> None:
         super().__init__("policy analysis needs the z3 SMT solver, which is not installed; install it with: "
                          + INSTALL_HINT)
+
+
+def _mentions_list(goals: tuple[Any, ...]) -> bool:
+    """Whether a question involves a list input, whose length the translation bounds by MAX_LIST."""
+    seen: set[int] = set()
+    stack = list(goals)
+    while stack:
+        e = stack.pop()
+        if e.get_id() in seen:
+            continue
+        seen.add(e.get_id())
+        if z3.is_const(e) and ("#count" in str(e) or "[" in str(e) and "]." in str(e)):
+            return True
+        stack.extend(e.children())
+    return False
 
 
 class Unsupported(Exception):
@@ -502,7 +517,7 @@ class Bound:
 
     def to_json(self) -> dict[str, Any]:
         return {"rule": self.rule, "line": self.line, "condition": self.text, "op": self.op, "word": self.word,
-                "values": [{"from": d.isoformat(), "value": format_amount(v) if v.denominator != 1 else str(v)}
+                "values": [{"from": d.isoformat(), "value": exact_text(v)}
                            for d, v in self.values]}
 
 
@@ -545,17 +560,20 @@ class Report:
     def diagnostics(self) -> list[Diagnostic]:
         """Findings a policy officer should act on, as checker warnings (W301–W303) for `policy check --analyze`."""
         out: list[Diagnostic] = []
-        seen: set[tuple[str, str]] = set()
         codes = {"unreachable": "W301", "redundant": "W302", "property_violated": "W303", "undecided": "W304"}
+        grouped: dict[tuple[str, str], list[Finding]] = {}
         for f in self.findings:
-            if f.kind not in codes or f.span is None:
-                continue
-            key = (f.kind, f.id.rsplit("@", 1)[0])
-            if key in seen:
-                continue
-            seen.add(key)
+            if f.kind in codes and f.span is not None:
+                grouped.setdefault((f.kind, f.id.rsplit("@", 1)[0]), []).append(f)
+        every_period = {d for d, _ in self.periods}
+        for (kind, _), fs in grouped.items():
+            f = fs[0]
+            days = sorted(x.as_of for x in fs)
+            when = "" if set(days) == every_period else " — only for the period(s) from " + ", ".join(
+                d.isoformat() for d in days)
             hint = f"witness household: policy analyze --out DIR writes {f.id}.json" if f.witness else None
-            out.append(Diagnostic(codes[f.kind], "warning", f.message, f.span, hint))
+            assert f.span is not None
+            out.append(Diagnostic(codes[kind], "warning", f.message + when, f.span, hint))
         return out
 
 
@@ -624,6 +642,10 @@ class Analyzer:
             exact.pop()
             if again != z3.unsat:
                 self.notes.append("a question was left undecided: only amounts finer than 0.01 元 could answer it")
+                return "unknown", None
+            if _mentions_list(goals):  # lists are only unrolled to MAX_LIST items: no proof beyond that
+                self.notes.append(f"a question about a list was left undecided: lists are analysed with at most "
+                                  f"{MAX_LIST} items")
                 return "unknown", None
         return str(result), model
 
@@ -695,7 +717,7 @@ class Analyzer:
             fid = f"unreachable.{rule.id}@{tr.as_of}"
             if verdict != "unsat":
                 out.append(Finding(fid.replace("unreachable", "undecided"), "undecided", tr.as_of,
-                                   f"could not decide within the time limit whether {rule.kind} '{rule.id}' can "
+                                   f"could not decide whether {rule.kind} '{rule.id}' can "
                                    "be met", [rule.id], rule.id_span or rule.span))
                 continue
             # which of its conditions (and its gate) conflict: an unsat core over one switch per condition
@@ -950,7 +972,8 @@ def render_text(report: Report) -> str:
         a, b = fs[0].rules
         out.append(f"  {a} + {b}: never (proved, {when(fs)})")
     if not overlaps and not never:
-        out.append("  (fewer than two categories)")
+        out.append("  (fewer than two categories)" if len(report.policy.categories) < 2
+                   else "  none decided (see the notes)")
     out.append("")
     out.append("不可达规则 Unreachable rules — no valid household can meet them")
     dead = grouped("unreachable")
@@ -1014,4 +1037,4 @@ def render_text(report: Report) -> str:
 
 
 def _num(v: Fraction) -> str:
-    return str(v.numerator) if v.denominator == 1 else format_amount(v)
+    return exact_text(v)

@@ -90,6 +90,16 @@ def format_amount(value: Exact, places: int = 2) -> str:
     return f"{sign}{units // scale}.{units % scale:0{places}d}"
 
 
+def exact_text(value: Exact, max_places: int = 12) -> str:
+    """A number written exactly when it has a finite decimal form (499.999), else to 6 places and '…'."""
+    value = Fraction(value)
+    for places in range(max_places + 1):
+        scaled = value * 10**places
+        if scaled.denominator == 1:
+            return format_amount(value, places)
+    return format_amount(value, 6) + "…"
+
+
 def to_plain(value: Any) -> Any:
     """A runtime value as JSON-ready data (amounts as 2-decimal strings; exact ones as fractions too)."""
     if isinstance(value, Unknown):

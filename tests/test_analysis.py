@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from cli.main import main
 from policydsl import CheckedPolicy, check, evaluate, load_json, load_policy, parse
-from policydsl.analysis import Report, analyze
+from policydsl.analysis import Report, analyze, render_text
 from policydsl.diagnostics import PolicyError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -242,3 +242,54 @@ def test_analyze_without_the_solver_says_how_to_install_it(monkeypatch):
     result = CliRunner().invoke(main, ["analyze", str(POLICY)])
     assert result.exit_code == 2
     assert "pip install 'policydsl[analysis]'" in result.stderr
+
+
+LISTS = '''policy lists
+  title "lists"
+  in force from 2019-01-01 to 2020-12-31
+record student "学生"
+  age "年龄" : count >= 0
+input students "学生" : list of student
+input flag "f" : boolean
+category many "多" clause "x"
+  requires count of students 达到 4
+category tautology "t" clause "x"
+  requires flag or not flag
+'''
+
+
+def test_a_rule_beyond_the_list_size_analysed_is_undecided_not_unreachable():
+    report = analyze(check(parse(LISTS, "lists.policy")))
+    assert not [f for f in report.by_kind("unreachable", "never_overlap") if "many" in f.rules]
+    assert [f for f in report.by_kind("undecided") if "many" in f.rules]
+    assert any("lists are analysed with at most 3 items" in note for note in report.notes)
+    four = {"as_of": "2019-06-01", "flag": True, "students": [{"age": 7}] * 4}
+    assert "many" in evaluate(check(parse(LISTS, "lists.policy")), four).categories  # it can be met
+
+
+PERIODS = '''policy periods
+  title "periods"
+  in force from 2019-01-01 to 2020-12-31
+parameter std "标准" : money per month
+  from 2019-01-01 = 500 confirmed
+  from 2020-07-01 = 700 confirmed
+input income "收入" : money per month >= 0
+category dead_early "x" clause "x"
+  requires income 低于 std
+  requires income 超过 600
+category fine_bound "y" clause "y"
+  requires income 超过 std - 0.001
+'''
+
+
+def test_a_rule_dead_in_one_period_says_which():
+    report = analyze(check(parse(PERIODS, "periods.policy")))
+    (w301,) = [d for d in report.diagnostics() if d.code == "W301"]
+    assert w301.message.endswith("— only for the period(s) from 2019-01-01")
+
+
+def test_bounds_are_exact_not_rounded():
+    report = analyze(check(parse(PERIODS, "periods.policy")))
+    bound = next(b for b in report.bounds if "0.001" in b.text)
+    assert [v for _, v in bound.values] == [Fraction("499.999"), Fraction("699.999")]
+    assert "超过 499.999 (from 2019-01-01), 699.999 (from 2020-07-01)" in render_text(report)
