@@ -55,7 +55,7 @@ def _mentions_list(goals: tuple[Any, ...]) -> bool:
         if e.get_id() in seen:
             continue
         seen.add(e.get_id())
-        if z3.is_const(e) and ("#count" in str(e) or "[" in str(e) and "]." in str(e)):
+        if z3.is_const(e) and ("#count" in str(e) or ("[" in str(e) and "]." in str(e))):
             return True
         stack.extend(e.children())
     return False
