@@ -1016,11 +1016,10 @@ def render_text(report: Report) -> str:
         out.append("  none stated (write 'property NAME \"…\" assuming … expect …' in the policy)")
     out.append("")
     out.append("阈值 Bounds — the number each condition really compares with, per parameter period")
-    for b in report.bounds:
-        word = b.word or b.op
-        vals = ", ".join(f"{_num(v)} (from {d})" for d, v in b.values)
-        out.append(f"  {b.rule}, line {b.line}: {b.text}")
-        out.append(f"      {word} {vals}")
+    for bound in report.bounds:
+        vals = ", ".join(f"{_num(v)} (from {d})" for d, v in bound.values)
+        out.append(f"  {bound.rule}, line {bound.line}: {bound.text}")
+        out.append(f"      {bound.word or bound.op} {vals}")
     if not report.bounds:
         out.append("  none")
     undecided = report.by_kind("undecided")

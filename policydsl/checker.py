@@ -10,6 +10,7 @@ import hashlib
 from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from functools import cached_property
+from typing import Any
 
 from . import nodes as n
 from . import types as t
@@ -721,6 +722,7 @@ def _with_outcomes(e: n.Expr, ids: set[str], symbols: dict[str, Symbol], local: 
     changes: dict[str, object] = {}
     for f in fields(e):
         value = getattr(e, f.name)
+        new: Any
         if isinstance(value, n.Expr):
             new = _with_outcomes(value, ids, symbols, local)
         elif isinstance(value, tuple) and any(isinstance(v, n.Expr) for v in value):

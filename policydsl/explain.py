@@ -16,19 +16,32 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.meta
 from jinja2 import nodes as jn
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from . import nodes as n
 from .checker import CheckedPolicy
 from .diagnostics import PolicyDslError
-from .evaluator import ComparisonEvent, ConditionTrace, NotEvaluated, Result, RuleTrace
-from .values import RecordValue, Series, Unknown, format_amount
+from .evaluator import ComparisonEvent, Compiler, ConditionTrace, Ctx, NotEvaluated, Result, RuleTrace
+from .values import RecordValue, Series, Unknown, exact, format_amount
 
 LANGUAGES = ("zh", "en")
 FORMATS = {"text": "letter.txt.j2", "markdown": "letter.md.j2", "html": "letter.html.j2"}
 SENTENCES = ("outcome.j2", "condition.j2", "what_if.j2", "question.j2", "measure.j2", "status.j2",
              "unconfirmed.j2")
+CONDITION_NAMES = {"holds", "values", "window", "failed_months", "left", "right", "month", "precise", "text",
+                   "subject", "relation", "object", "highest", "lowest"}
+LETTER_NAMES = {"lang", "title", "jurisdiction", "source", "as_of", "in_force", "eligible", "outcome",
+                "categories_met", "categories_not_met", "categories_open", "precondition", "measures", "questions",
+                "status", "unconfirmed"}
+GIVEN = {  # what each template is given (docs/explanations.md); anything else is a mistake caught by policy check
+    "outcome.j2": {"eligible", "primary", "categories", "measures", "in_force", "as_of", "title"},
+    "condition.j2": CONDITION_NAMES, "what_if.j2": {"subject", "relation", "bound", "month"},
+    "question.j2": {"label", "kind", "month"}, "measure.j2": {"label", "clause"},
+    "status.j2": {"label", "clause", "reasons"}, "unconfirmed.j2": {"label", "value", "start", "note"},
+    **{name: LETTER_NAMES for name in FORMATS.values()},
+}
 _RELATION = {
     "zh": {"<": "低于", "<=": "不超过", ">": "超过", ">=": "达到", "=": "等于", "!=": "不等于"},
     "en": {"<": "below", "<=": "at most", ">": "more than", ">=": "at least", "=": "equal to", "!=": "other than"},
@@ -87,12 +100,13 @@ class Formatter:
                     return self.label(m)
         return name
 
-    def value(self, value: Any, kind: str | None = None) -> str:
+    def value(self, value: Any, kind: str | None = None, precise: bool = False) -> str:
         if isinstance(value, bool):
             return ("是" if value else "否") if self.lang == "zh" else ("yes" if value else "no")
         if isinstance(value, (int, Fraction)):
-            return f"{format_amount(value)} 元" if kind == "money" else (
-                str(value) if Fraction(value).denominator == 1 else format_amount(value))
+            digits = _precise(value) if precise else format_amount(value)
+            return f"{digits} 元" if kind == "money" else (
+                str(value) if Fraction(value).denominator == 1 else digits)
         if isinstance(value, (frozenset, set)):
             sep = "、" if self.lang == "zh" else ", "
             return sep.join(self.member_label(v) for v in sorted(value)) or ("无" if self.lang == "zh" else "none")
@@ -131,8 +145,10 @@ class Formatter:
             inner = self.describe(e.body)
             return (f"平均{inner}" if self.lang == "zh" else f"the average {inner}") if e.function == "mean" else inner
         if isinstance(e, n.BinOp) and e.op == "/" and self._is_count(e.right) and not isinstance(e.left, n.BinOp):
-            inner = self.describe(e.left)  # an amount per person: the way people say it
-            return f"人均{inner}" if self.lang == "zh" else f"{inner} per person"
+            inner = self.describe(e.left)  # an amount per person: the way people say it (家庭人均月收入)
+            if self.lang == "zh":
+                return f"家庭人均{inner[2:]}" if inner.startswith("家庭") else f"人均{inner}"
+            return f"{inner} per person"
         if isinstance(e, n.BinOp):
             left, right = self.describe(e.left), self.describe(e.right)
             if isinstance(e.left, n.BinOp) and e.op in "*/":
@@ -153,19 +169,63 @@ class Sentence:
     clause: str = ""
 
 
+MAX_TEXT = 100_000  # characters a template may build by repetition
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox, also refusing to build huge texts or lists by multiplication."""
+
+    intercepted_binops = frozenset(["*", "**"])
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int) and right > 64:
+            raise SecurityError("a power this large is not allowed in a template")
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(times, int) and len(seq) * times > MAX_TEXT:
+                    raise SecurityError(f"a template may not build texts longer than {MAX_TEXT} characters")
+        return super().call_binop(context, operator, left, right)
+
+
+def _escape_markdown(value: Any) -> Any:
+    """Values inserted into a Markdown letter stay text: no markup, no HTML."""
+    if not isinstance(value, str):
+        return value
+    for char in "\\`*_[]#|":
+        value = value.replace(char, "\\" + char)
+    return value.replace("<", "&lt;").replace(">", "&gt;")
+
+
+class _Substitute(Compiler):
+    """Compiles an expression with one node replaced by a variable, to see how the expression depends on it."""
+
+    def __init__(self, policy: CheckedPolicy, target: int) -> None:
+        super().__init__(policy, traced=False)
+        self.target = target
+
+    def compile(self, e: n.Expr, local: frozenset[str]) -> Any:
+        if id(e) == self.target:
+            return lambda c: c.vars["__x__"]
+        return super().compile(e, local)
+
+
 class Explainer:
     """Renders explanations of one policy's results; templates are loaded and checked once."""
 
     def __init__(self, policy: CheckedPolicy, template_dir: Path | None = None) -> None:
         self.policy = policy
         self.dir = template_dir or default_template_dir(policy)
-        self.envs = {(lang, html): self._env(lang, html) for lang in LANGUAGES for html in (False, True)}
+        self.envs = {(lang, mode): self._env(lang, mode) for lang in LANGUAGES for mode in FORMATS}
         self._window: tuple[str, ...] | None = None
+        self._result: Result | None = None
+        self._inputs: dict[str, Any] = {}
 
-    def _env(self, lang: str, html: bool) -> ImmutableSandboxedEnvironment:
-        env = ImmutableSandboxedEnvironment(loader=jinja2.FileSystemLoader(str(self.dir / lang)),
-                                            undefined=jinja2.StrictUndefined, autoescape=html,
-                                            trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False)
+    def _env(self, lang: str, mode: str) -> ImmutableSandboxedEnvironment:
+        """The sandbox for one language and output format: HTML autoescaped, Markdown with its markup escaped."""
+        finalize = _escape_markdown if mode == "markdown" else None
+        env = _Sandbox(loader=jinja2.FileSystemLoader(str(self.dir / lang)), undefined=jinja2.StrictUndefined,
+                       autoescape=mode == "html", finalize=finalize, trim_blocks=True, lstrip_blocks=True,
+                       keep_trailing_newline=False)
         env.filters["upfirst"] = lambda text: text[:1].upper() + text[1:] if isinstance(text, str) else text
         return env
 
@@ -174,25 +234,30 @@ class Explainer:
         """Problems in the templates and in the policy's own phrases: syntax, and reaching for internals."""
         problems: list[str] = []
         for lang in LANGUAGES:
-            env = self.envs[(lang, False)]
+            env = self.envs[(lang, "text")]
             for name in (*SENTENCES, *FORMATS.values()):
                 path = self.dir / lang / name
                 if not path.is_file():
                     problems.append(f"{path}: missing template")
                     continue
-                problems += _check_source(env, path.read_text(encoding="utf-8"), str(path), located=False)
+                given = GIVEN[name] | (set(self.policy.symbols) if name == "condition.j2" else set())
+                problems += _check_source(env, path.read_text(encoding="utf-8"), str(path), located=False,
+                                          given=given, folder=self.dir / lang)
         for rule in self.policy.rules:
             for cond in rule.conditions:
+                read = {node.name for node in cond.expr.walk() if isinstance(node, n.Name)
+                        and node.name in self.policy.symbols and self.policy.symbols[node.name].kind != "member"}
                 for phrase in (cond.phrase_zh, cond.phrase_en):
                     if phrase:
-                        problems += _check_source(self.envs[("zh", False)], phrase, str(cond.span), located=True)
+                        problems += _check_source(self.envs[("zh", "text")], phrase, str(cond.span), located=True,
+                                                  given=CONDITION_NAMES | read, folder=None)
         return problems
 
     # -- rendering
     def render(self, result: Result, lang: str = "zh", fmt: str = "text") -> str:
         if result.trace is None:
             raise ValueError("explanations need a result evaluated with trace=True")
-        env = self.envs[(lang, fmt == "html")]
+        env = self.envs[(lang, fmt)]
         model = self.model(result, lang)
         return _render(env, FORMATS[fmt], model).strip() + "\n"
 
@@ -201,8 +266,12 @@ class Explainer:
         assert result.trace is not None
         # the months assessed, for sentences about values computed over them (the policy's window)
         self._window = next((v for v in result.trace.definitions.values() if _is_window(v)), None)
+        self._result = result
+        self._inputs = {name: value for rt in result.trace.rules for ct in rt.conditions
+                        for name, value in ct.values.items()
+                        if name in pol_symbols_inputs(self.policy)} if result.trace else {}
         f = Formatter(self.policy, lang)
-        env = self.envs[(lang, False)]
+        env = self.envs[(lang, "text")]
         traces = {id(rt.rule): rt for rt in result.trace.rules}
         pol = self.policy
         header = pol.policy.header
@@ -248,7 +317,8 @@ class Explainer:
             status = sentence("status.j2", label=view["label"], clause=view["clause"], reasons=reasons)
         unconfirmed = [sentence("unconfirmed.j2", label=f.symbol_label(name),
                                 value=f.value(pv.value, "money" if pol.symbols[name].type.kind == "money" else None),
-                                start=fmt_date(pv.start, lang), note=pv.note or "")
+                                start=fmt_date(pv.start, lang),
+                                note=(pv.note_en if lang == "en" and pv.note_en else pv.note) or "")
                        for name, pv in result.parameters.items() if pv.confirmed is False]
         return {
             "lang": lang, "title": title, "jurisdiction": header.jurisdiction or "",
@@ -291,6 +361,16 @@ class Explainer:
         events = ct.comparisons
         deciding = next((e for e in events if e.outcome is False), events[0] if events else None)
         failed_months = [self._event(f, e) for e in events if e.outcome is False and e.bindings]
+        if deciding is not None and self._event(f, deciding)["precise"]:  # the same value, shown the same way
+            for name, raw in ct.values.items():
+                if _number(raw) and raw in (deciding.left, deciding.right):
+                    values[name] = f.value(raw, self._kind_of_name(name), precise=True)
+        per_item = [e for e in events if e.bindings and _number(e.left)]
+        extremes: dict[str, str] = {}
+        if per_item:
+            kind = self._kind(per_item[0].node.left)
+            extremes = {"highest": f.value(max(e.left for e in per_item), kind),
+                        "lowest": f.value(min(e.left for e in per_item), kind)}
         window = next((v for v in ct.values.values() if _is_window(v)), None) or self._window
         months = sorted({str(v) for e in events for v in e.bindings.values() if isinstance(v, str)})
         ctx: dict[str, Any] = {
@@ -300,21 +380,31 @@ class Explainer:
             "text": "", "subject": f.describe(deciding.node.left) if deciding else "",
             "relation": _RELATION[f.lang][deciding.node.op] if deciding else "",
             "object": f.describe(deciding.node.right) if deciding else "",
+            "highest": "", "lowest": "", **extremes,
         }
         ctx.update({k: v for k, v in values.items() if "." not in k})
         phrase = ct.condition.phrase_zh if f.lang == "zh" else ct.condition.phrase_en
         if phrase:
-            ctx["text"] = _render_string(self.envs[(f.lang, False)], phrase, ctx, str(ct.condition.span))
+            ctx["text"] = _render_string(self.envs[(f.lang, "text")], phrase, ctx, str(ct.condition.span))
         else:
             ctx["text"] = self._default_text(f, ct, ctx)
         return ctx
 
     def _event(self, f: Formatter, e: ComparisonEvent) -> dict[str, Any]:
+        """Both sides of a comparison as shown; more digits where two would make unequal values look equal."""
         kind_l = self._kind(e.node.left)
         kind_r = self._kind(e.node.right)
         month = next((v for v in e.bindings.values() if isinstance(v, str) and len(v) == 7), None)
-        return {"left": f.value(e.left, kind_l), "right": f.value(e.right, kind_r),
-                "month": fmt_month(month, f.lang) if month else ""}
+        left, right = f.value(e.left, kind_l), f.value(e.right, kind_r)
+        precise = left == right and _number(e.left) and _number(e.right) and e.left != e.right
+        if precise:
+            left, right = f.value(e.left, kind_l, precise=True), f.value(e.right, kind_r, precise=True)
+        return {"left": left, "right": right, "month": fmt_month(month, f.lang) if month else "",
+                "precise": precise}
+
+    def _kind_of_name(self, name: str) -> str | None:
+        sym = self.policy.symbols.get(name.split(".")[0])
+        return sym.type.kind if sym is not None else None
 
     def _kind(self, e: n.Expr) -> str | None:
         ty = self.policy.types.get(id(e))
@@ -345,19 +435,74 @@ class Explainer:
         return f.label(field) if field is not None else path
 
     def _changes(self, f: Formatter, ct: ConditionTrace) -> list[dict[str, Any]]:
-        """What would have met a failed numeric condition: its bound, exactly as the policy computed it."""
+        """What would have met a failed numeric condition: the value of one of the household's own facts
+        (or of the compared amount) that just meets it, computed exactly from the policy's expression."""
         grouped: dict[tuple[str, str, str], list[str]] = {}
+        all_months = 0
         for e in ct.comparisons:
+            if e.bindings:
+                all_months += 1
             if e.outcome is not False:
                 continue
             ev = self._event(f, e)
-            key = (f.describe(e.node.left), _RELATION[f.lang][e.node.op], ev["right"])
+            solved = self._solve(e)
+            key: tuple[str, str, str]
+            if solved is not None:
+                target, op, solved_bound = solved
+                key = (f.describe(target), _RELATION[f.lang][op], f.value(solved_bound, self._kind(target)))
+            else:
+                key = (f.describe(e.node.left), _RELATION[f.lang][e.node.op], ev["right"])
             grouped.setdefault(key, [])
             if ev["month"]:
                 grouped[key].append(ev["month"])
-        sep = "、" if f.lang == "zh" else ", "
-        return [{"subject": subject, "relation": relation, "bound": bound, "month": sep.join(months)}
-                for (subject, relation, bound), months in grouped.items()]
+        out = []
+        for (subject, relation, bound), months in grouped.items():
+            if months and len(months) == all_months > 1:
+                when = "每个月" if f.lang == "zh" else "every month"
+            elif f.lang == "zh":
+                when = "、".join(months)
+            else:
+                when = ", ".join(months[:-1]) + (" and " if len(months) > 1 else "") + (months[-1] if months else "")
+            out.append({"subject": subject, "relation": relation, "bound": bound, "month": when})
+        return out
+
+    def _solve(self, e: ComparisonEvent) -> tuple[n.Expr, str, Fraction] | None:
+        """For ``L op R`` that failed: a fact x in L and the value of x at which L would meet R (L linear in x)."""
+        if e.node.op in ("=", "!=") or not _number(e.right):
+            return None
+        target = next((node for node in e.node.left.walk() if isinstance(node, n.Expr) and self._solvable(node)), None)
+        if target is None:
+            return None
+        fn = _Substitute(self.policy, id(target)).compile(e.node.left, frozenset(e.bindings))
+        assert self._result is not None and self._result.trace is not None
+        ctx = Ctx(dict(self._inputs), {k: exact(v.value) for k, v in self._result.parameters.items()},
+                  self._result.as_of, defs=dict(self._result.trace.definitions))
+        points = []
+        for x in (0, 1, 2):
+            ctx.vars = {**e.bindings, "__x__": x}
+            try:
+                value = fn(ctx)
+            except PolicyDslError:
+                return None
+            if not _number(value):
+                return None
+            points.append(Fraction(value))
+        slope = points[1] - points[0]
+        if slope == 0 or points[2] - points[1] != slope:
+            return None
+        bound = (Fraction(e.right) - points[0]) / slope
+        op = e.node.op if slope > 0 else {"<": ">", "<=": ">=", ">": "<", ">=": "<="}[e.node.op]
+        return target, op, bound
+
+    def _solvable(self, node: n.Node) -> bool:
+        """A fact of the household a citizen could state differently: an amount, or one month of a series."""
+        if isinstance(node, n.Name):
+            sym = self.policy.symbols.get(node.name)
+            return sym is not None and sym.kind == "input" and sym.type.kind == "money"
+        if isinstance(node, n.Index) and isinstance(node.target, n.Name):
+            sym = self.policy.symbols.get(node.target.name)
+            return sym is not None and sym.kind == "input" and sym.type.kind == "series"
+        return False
 
     def _question(self, f: Formatter, path: str) -> dict[str, Any]:
         """A missing fact as something to ask the family."""
@@ -388,6 +533,22 @@ def _rule(policy: CheckedPolicy, rule_id: str | None) -> n.Rule:
         if r.id == rule_id:
             return r
     return n.Rule(n.NOWHERE, "none", "", None, None, ())
+
+
+def pol_symbols_inputs(policy: CheckedPolicy) -> set[str]:
+    return {name for name, sym in policy.symbols.items() if sym.kind == "input"}
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, Fraction)) and not isinstance(value, bool)
+
+
+def _precise(value: Any) -> str:
+    """Up to six decimals, with '…' where the exact value goes on: 840.003333…"""
+    text = format_amount(value, 6)
+    trimmed = text.rstrip("0")
+    text = trimmed + "0" * max(0, 2 - len(trimmed.split(".")[1])) if "." in trimmed else text
+    return text if Fraction(text) == Fraction(value) else text + "…"
 
 
 def _is_window(value: Any) -> bool:
@@ -429,6 +590,9 @@ def _render(env: jinja2.Environment, name: str, ctx: dict[str, Any]) -> str:
         file, line = _where(exc)
         raise TemplateError(f"{file}:{line}: the template uses something that is not provided: {exc.message}") \
             from None
+    except (jinja2.TemplateError, ArithmeticError, TypeError, ValueError, LookupError, MemoryError) as exc:
+        file, line = _where(exc)
+        raise TemplateError(f"{file}:{line}: the template failed: {type(exc).__name__}: {exc}") from None
 
 
 def _render_string(env: jinja2.Environment, source: str, ctx: dict[str, Any], where: str) -> str:
@@ -452,7 +616,8 @@ def _unsafe(node: jn.Node) -> Iterator[tuple[int, str]]:
             yield child.lineno, name
 
 
-def _check_source(env: jinja2.Environment, source: str, where: str, located: bool) -> list[str]:
+def _check_source(env: jinja2.Environment, source: str, where: str, located: bool, given: set[str],
+                  folder: Path | None) -> list[str]:
     """Problems of one template (a file, or an explain text whose ``where`` is already file:line:col)."""
     def at(line: int) -> str:
         return where if located else f"{where}:{line}"
@@ -460,5 +625,18 @@ def _check_source(env: jinja2.Environment, source: str, where: str, located: boo
         tree = env.parse(source)
     except jinja2.TemplateSyntaxError as exc:
         return [f"{at(exc.lineno)}: error[E120]: template syntax error: {exc.message}"]
-    return [f"{at(line)}: error[E121]: the template reaches for '{name}', a Python internal; templates may only "
-            "use the values they are given" for line, name in _unsafe(tree)]
+    problems = [f"{at(line)}: error[E121]: the template reaches for '{name}', a Python internal; templates may "
+                "only use the values they are given" for line, name in _unsafe(tree)]
+    unknown = sorted(jinja2.meta.find_undeclared_variables(tree) - given - set(env.globals))
+    if unknown:
+        shown = ", ".join(repr(u) for u in unknown)
+        problems.append(f"{at(1)}: error[E122]: the template uses {shown}, which it is not given (docs/"
+                        f"explanations.md lists what each template is given): {', '.join(sorted(given)[:20])}")
+    for node in tree.find_all((jn.Include, jn.Import, jn.FromImport, jn.Extends)):
+        template = getattr(node, "template", None)
+        target = template.value if isinstance(template, jn.Const) else None
+        if folder is None or not isinstance(target, str) or "/" in target or "\\" in target \
+                or not (folder / target).is_file():
+            problems.append(f"{at(node.lineno)}: error[E123]: a template may only include another template of "
+                            f"its own folder, by name; {target!r} is not one")
+    return problems

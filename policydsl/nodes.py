@@ -251,6 +251,7 @@ class ParamValue(Node):
     text: str
     confirmed: bool | None  # None: provenance not stated
     note: str | None
+    note_en: str | None = None
 
 
 @dataclass(frozen=True, eq=False)

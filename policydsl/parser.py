@@ -205,17 +205,18 @@ class ToAst(Transformer_NonRecursive):
     def param_value(self, meta: Any, items: list[Any]) -> n.ParamValue:
         start, _eq, (value, text), *prov = items
         confirmed: bool | None = None
-        note: str | None = None
-        for flag, text_note in prov:
+        note = note_en = None
+        for flag, text_note, text_note_en in prov:
             confirmed = flag
             note = text_note if text_note is not None else note
-        return n.ParamValue(self._s(meta), _date(self.file, start), value, text, confirmed, note)
+            note_en = text_note_en if text_note_en is not None else note_en
+        return n.ParamValue(self._s(meta), _date(self.file, start), value, text, confirmed, note, note_en)
 
-    def unconfirmed(self, meta: Any, items: list[Any]) -> tuple[bool, str | None]:
-        return (False, _string(items[0]) if items else None)
+    def unconfirmed(self, meta: Any, items: list[Any]) -> tuple[bool, str | None, str | None]:
+        return (False, _string(items[0]) if items else None, _string(items[1]) if len(items) > 1 else None)
 
-    def confirmed(self, meta: Any, items: list[Any]) -> tuple[bool, str | None]:
-        return (True, _string(items[0]) if items else None)
+    def confirmed(self, meta: Any, items: list[Any]) -> tuple[bool, str | None, str | None]:
+        return (True, _string(items[0]) if items else None, _string(items[1]) if len(items) > 1 else None)
 
     def signed_number(self, meta: Any, items: list[Any]) -> tuple[Fraction, str]:
         return (self._number(items[0]), str(items[0]))

@@ -63,7 +63,10 @@ def trace_amounts(result) -> set[str]:
 def test_every_amount_in_a_letter_is_one_of_the_traces_values(evaluator, explainer, case, lang):
     result = traced(evaluator, case.household, case.as_of)
     letter = explainer.render(result, lang, "text")
-    shown = set(AMOUNT.findall(letter))
+    # what-if lines show amounts the policy's expressions yield for a changed fact; they are tested below
+    facts = "\n".join(line for line in letter.splitlines()
+                      if not line.lstrip().startswith(("如果", "You would meet it")))
+    shown = set(AMOUNT.findall(facts))
     assert shown <= trace_amounts(result), f"amounts not in the trace: {shown - trace_amounts(result)}\n{letter}"
 
 
@@ -119,10 +122,25 @@ def test_golden_letters(evaluator, explainer, name, lang, fmt):
 
 def test_the_cent_over_letter_says_what_would_change(evaluator, explainer):
     zh = explainer.render(traced(evaluator, golden_household("not_category_2_by_a_cent")), "zh", "text")
-    assert "超过了最低生活保障标准 560.00 元 上浮50%（840.00 元）" in zh
+    assert "家庭人均月收入为 840.01 元，超过了最低生活保障标准 560.00 元上浮50%（840.00 元）" in zh
     assert "如果家庭人均收入不超过 840.00 元，则可符合这一类。" in zh
     en = explainer.render(traced(evaluator, golden_household("not_category_2_by_a_cent")), "en", "text")
     assert "You would meet it if the average monthly income per person were at most 840.00 元." in en
+
+
+def test_a_what_if_amount_really_changes_the_outcome(evaluator, explainer):
+    doc = golden_household("not_category_2_by_a_cent")
+    doc["disposable_income"] = "30240.01"  # (30240.01 − 10080) / 3 = 6720.0033… > 6720
+    doc["income_history"] = {f"2019-{m:02d}": 2520 for m in range(3, 9)}
+    zh = explainer.render(traced(evaluator, doc), "zh", "text")
+    assert "= 6720.003333… 元，超过了全年最低生活保障标准 6720.00 元" in zh  # more digits where two would hide it
+    assert "如果家庭可支配收入(前12个月)不超过 30240.00 元，则可符合这一类。" in zh
+    doc["disposable_income"] = "30240.00"
+    assert "category_2" in traced(evaluator, doc).categories
+    # category_1 fails on every month: the monthly total that would have met it
+    assert "如果每个月的家庭月收入低于 1680.00 元，则可符合这一类。" in zh
+    doc["income_history"] = {f"2019-{m:02d}": "1679.99" for m in range(3, 9)}
+    assert "category_1" in traced(evaluator, doc).categories
 
 
 def test_missing_facts_become_one_question_each(evaluator, explainer):
@@ -130,8 +148,8 @@ def test_missing_facts_become_one_question_each(evaluator, explainer):
     zh = explainer.render(result, "zh", "text")
     questions = re.findall(r"^\d+\. (.*)$", zh, flags=re.M)
     assert len(questions) == len(result.missing)
-    assert "请提供2019年5月的家庭月收入。" in questions
-    assert "请说明在学子女（如没有，请说明“无”）。" in questions
+    assert "请问2019年5月的家庭月收入是多少？" in questions
+    assert "请问家庭的在学子女有哪些？（如没有，请回答“无”）" in questions
 
 
 def test_an_unconfirmed_standard_is_marked(evaluator, explainer):
@@ -223,3 +241,62 @@ def test_the_bundled_templates_check_clean(policy):
     with pytest.raises(ValueError):
         Explainer(policy).render(Evaluator(policy).evaluate(read_household(policy, {"members": 1})), "zh")
     assert issubclass(TemplateError, Exception)
+
+
+def test_check_catches_a_name_a_template_is_not_given(tmp_path):
+    path = _policy_with_template(tmp_path, "measure.j2", "{{ label }} {{ meaning }}\n")
+    result = run("check", str(path), code=1)
+    assert f"{tmp_path / 'templates' / 'zh' / 'measure.j2'}:1: error[E122]: the template uses 'meaning'" \
+        in result.stderr
+
+
+def test_check_catches_a_misspelt_name_in_an_explain_text(tmp_path):
+    text = Path(POLICY).read_text(encoding="utf-8").replace("{{ per_capita_income }}，{% if holds %}在",
+                                                            "{{ per_capita_incme }}，{% if holds %}在", 1)
+    path = tmp_path / "p.policy"
+    path.write_text(text, encoding="utf-8")
+    result = run("check", str(path), code=1)
+    assert "error[E122]: the template uses 'per_capita_incme'" in result.stderr
+
+
+@pytest.mark.parametrize("payload", ["{% include '/etc/passwd' %}", "{% include '../../x.j2' %}",
+                                     "{% extends 'nowhere.j2' %}"])
+def test_check_refuses_includes_outside_the_template_folder(tmp_path, payload):
+    path = _policy_with_template(tmp_path, "measure.j2", payload + "\n")
+    assert "error[E123]: a template may only include another template of its own folder" in \
+        run("check", str(path), code=1).stderr
+
+
+@pytest.mark.parametrize(("payload", "message"), [
+    ("{{ ('a' * 100000000)|length }}", "may not build texts longer than 100000 characters"),
+    ("{{ range(10**6)|list|length }}", "the template failed: OverflowError"),
+    ("{{ 2 ** 100000 }}", "a power this large is not allowed"),
+])
+def test_rendering_refuses_resource_exhaustion(tmp_path, payload, message):
+    path = _policy_with_template(tmp_path, "measure.j2", "{{ label }}\n" + payload + "\n")
+    result = run("explain", EXAMPLE, "--policy", str(path), code=1)
+    assert message in result.stderr and "measure.j2:2" in result.stderr
+
+
+def test_markdown_keeps_the_households_text_as_text(evaluator, explainer):
+    doc = golden_household("example")
+    doc["district"] = "<b>*x*</b>"
+    letter = explainer.render(traced(evaluator, doc), "zh", "markdown")
+    assert "<b>" not in letter and "&lt;b&gt;\\*x\\*&lt;/b&gt;" in letter
+
+
+def test_html_and_markdown_name_the_undecided_categories(evaluator, explainer):
+    result = traced(evaluator, golden_household("facts_missing"))
+    assert "<h2>还不能确定是否符合</h2>" in explainer.render(result, "zh", "html")
+    assert "## Not yet decided" in explainer.render(result, "en", "markdown")
+
+
+def test_the_status_of_a_filed_household_comes_right_after_the_outcome(evaluator, explainer):
+    zh = explainer.render(traced(evaluator, golden_household("filed_in_assistance")), "zh", "text")
+    paragraphs = zh.split("\n\n")
+    assert paragraphs[2].startswith("您的家庭目前的状态是「帮扶中」")
+
+
+def test_english_html_marks_the_chinese_clauses(evaluator, explainer):
+    page = explainer.render(traced(evaluator, golden_household("example")), "en", "html")
+    assert '<html lang="en">' in page and '<blockquote lang="zh-CN">' in page
