@@ -84,23 +84,48 @@ def main() -> None:
 @POLICY_OPTION
 @click.option("--as-of", "as_of", metavar="DATE", help="Assessment date YYYY-MM-DD (wins over the household's "
               "own 'as_of'; default today).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="text: a readable summary; json: the result as data (docs/formats.md).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "jsonl", "csv"]), default=None,
+              help="One household: text (default) or json. Many: jsonl (default) or csv, one row each.")
+@click.option("--output", "-o", "output", type=click.Path(dir_okay=False), default=None,
+              help="Write the rows to this file instead of standard output.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="Processes for many households (default: all cores); output stays in input order.")
+@click.option("--fail-on-invalid", is_flag=True, help="Exit 2 if any household of a batch was invalid.")
+@click.option("--progress/--no-progress", default=None,
+              help="Show progress on a terminal (default: only when standard error is a terminal).")
 @click.option("--trace", is_flag=True, help="Show why each rule held or not (in JSON: a 'trace' field).")
 @click.option("--explain", "explain", is_flag=True,
               help="With --format json: add an 'explanation' field, the letter for the household (see --lang).")
 @click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True,
               help="Language of the explanation.")
 @user_errors
-def eval_cmd(household: str, policy_path: str | None, as_of: str | None, fmt: str, trace: bool, explain: bool,
+def eval_cmd(household: str, policy_path: str | None, as_of: str | None, fmt: str | None, output: str | None,
+             jobs: int | None, fail_on_invalid: bool, progress: bool | None, trace: bool, explain: bool,
              lang: str) -> None:
-    """Evaluate one household (a JSON file, or - for standard input)."""
+    """Evaluate a household (a JSON file, or - for standard input) or many: a JSON Lines file (.jsonl),
+    JSON Lines on standard input, or a folder of JSON files."""
     day = _as_of(as_of)
+    items, first_text = _batch_items(household)
+    if items is not None or fmt in ("jsonl", "csv"):
+        if fmt in ("text", "json") or trace or explain:
+            raise click.UsageError("many households are written one row each: use --format jsonl or csv "
+                                   "(without --trace or --explain)")
+        from policydsl.batch import Item
+        policy = load_policy(policy_path)
+        if items is None:  # one household, written as one row
+            text = first_text if first_text is not None else _read_text(household)[0]
+            items = iter([Item("<stdin>" if household == "-" else household, text)])
+        _run_batch(policy, items, day, fmt or "jsonl", output, jobs, fail_on_invalid, progress)
+        return
+    fmt = fmt or "text"
+    if output is not None:
+        raise click.UsageError("--output is for many households (a .jsonl file, JSON Lines, or a folder)")
     if explain and fmt != "json":
         raise click.UsageError("--explain adds the letter to the JSON result: use it with --format json, "
                                "or run 'policy explain' for the letter alone")
     policy = load_policy(policy_path)
-    text, source = _read_text(household)
+    text, source = (first_text, "<stdin>") if household == "-" and first_text is not None \
+        else _read_text(household)
     doc = load_json(text, source)
     hh = read_household(policy, doc, source)
     # the text summary always says why a household is not eligible, which needs the trace
@@ -120,6 +145,68 @@ def eval_cmd(household: str, policy_path: str | None, as_of: str | None, fmt: st
         click.echo(render_text(result, trace=trace))
         where = policy_path or "the bundled anju_2019.policy; pass --policy FILE to apply another file"
         click.echo(f"(policy: {where})")
+
+
+def _batch_items(household: str) -> tuple[Any, str | None]:
+    """Many households (an iterator of items) or one; for standard input, the text already read."""
+    from policydsl import batch
+
+    if household == "-":
+        stdin = sys.stdin.buffer
+        first = stdin.readline()
+        if batch.whole_object(first):
+            head = [first]
+            while True:  # read on to the next household line: is there more than one?
+                line = stdin.readline()
+                head.append(line)
+                if not line or line.strip():
+                    break
+            if line:
+                return batch.items_from_lines(stdin, head), None
+            return None, first.decode("utf-8-sig", errors="replace")
+        rest = stdin.read()
+        try:
+            return None, (first + rest).decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise UsageError("-: is not UTF-8 text; save it as UTF-8 (files from some Chinese Windows tools "
+                             "are GBK-encoded)") from None
+    path = Path(household)
+    if path.is_dir():
+        return batch.items_from_folder(path), None
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        try:
+            stream = path.open("rb")
+        except OSError as exc:
+            raise UsageError(f"{household}: cannot read it ({exc.strerror})") from None
+        return batch.items_from_lines(stream), None
+    return None, None
+
+
+def _run_batch(policy: Any, items: Any, day: date | None, fmt: str, output: str | None, jobs: int | None,
+               fail_on_invalid: bool, progress: bool | None) -> None:
+    from policydsl.batch import Summary, Writer, default_jobs, evaluate_all
+
+    show = sys.stderr.isatty() if progress is None else progress
+    summary = Summary()
+    try:
+        out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout  # noqa: SIM115
+    except OSError as exc:
+        raise UsageError(f"{output}: cannot write it ({exc.strerror})") from None
+    try:
+        writer = Writer(out, fmt)
+        for row in evaluate_all(policy, items, day, jobs or default_jobs()):
+            writer.write(row)
+            summary.add(row)
+            if show and summary.total % 1000 == 0:
+                click.echo(f"\r{summary.total:,} households…", nl=False, err=True)
+    finally:
+        if output:
+            out.close()
+    if show:
+        click.echo("\r", nl=False, err=True)
+    click.echo(summary.render(), err=True)
+    if fail_on_invalid and summary.invalid:
+        sys.exit(2)
 
 
 @main.command("explain")

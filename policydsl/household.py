@@ -198,6 +198,8 @@ class Validator:
             if key == "as_of":
                 as_of = self.date(raw, key) if raw is not None else None
                 continue
+            if key == "id" and "id" not in self.inputs:
+                continue  # the household's identifier (carried into batch rows), not a fact of the policy
             decl = self.inputs.get(key)
             if decl is None:
                 close = _close(key, list(self.inputs))

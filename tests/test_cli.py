@@ -170,8 +170,9 @@ def test_usage_errors_exit_2(args, message):
     assert message in result.stderr
 
 
-def test_eval_of_a_folder_exits_2(tmp_path):
-    assert "is a folder" in run("eval", str(tmp_path), code=2).stderr
+def test_eval_of_an_empty_folder_is_an_empty_batch(tmp_path):
+    result = run("eval", str(tmp_path))
+    assert result.stdout == "" and result.stderr.startswith("0 households: ")
 
 
 def test_eval_a_huge_integer_exits_2(tmp_path, example_text):

@@ -1,0 +1,244 @@
+"""Many households at once: streaming in, one row per household out, in input order, in flat memory.
+
+Input is JSON Lines (a file or standard input) or a folder of JSON files. A household that cannot be
+read or evaluated becomes an error row naming it (line number or file) and the problem with its JSON
+path; it never stops the run. Rows are produced in chunks, optionally by several processes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import IO, Any
+
+from .checker import CheckedPolicy
+from .diagnostics import HouseholdError, PolicyDslError, UsageError
+from .evaluator import Evaluator
+from .household import load_json, read_household
+
+CHUNK = 2000  # households handed to a worker at a time; bounds memory whatever the input size
+CSV_COLUMNS = ["source", "id", "eligible", "primary_category", "categories", "measures", "status",
+               "per_capita_income", "undetermined", "missing", "error"]
+
+
+@dataclass(frozen=True)
+class Item:
+    """One household to evaluate: where it came from (``line 7`` or a file name), its JSON text, and how
+    many bytes of the input it took (for a progress bar)."""
+
+    source: str
+    text: str
+    size: int = 0
+
+
+def items_from_lines(stream: IO[bytes], head: Iterable[bytes] = ()) -> Iterator[Item]:
+    """JSON Lines from a binary stream: one household per non-empty line, named by its line number.
+
+    ``head`` holds the lines already read from the stream (standard input is sniffed that way)."""
+    number = 0
+    for raw in head:
+        number += 1
+        yield from _item(raw, number)
+    for raw in stream:
+        number += 1
+        yield from _item(raw, number)
+
+
+def _item(raw: bytes, number: int) -> Iterator[Item]:
+    if not raw.strip():
+        return
+    try:
+        text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+    except UnicodeDecodeError:
+        text = "\0is not UTF-8 text; save the file as UTF-8"
+    yield Item(f"line {number}", text, len(raw))
+
+
+def items_from_folder(folder: Path) -> Iterator[Item]:
+    """Every *.json file of a folder, in name order, named by its file name."""
+    for path in sorted(folder.glob("*.json")):
+        try:
+            yield Item(path.name, path.read_text(encoding="utf-8-sig"), 1)
+        except UnicodeDecodeError:
+            yield Item(path.name, "\0is not UTF-8 text; save it as UTF-8", 1)
+        except OSError as exc:
+            yield Item(path.name, f"\0cannot read it ({exc.strerror})", 1)
+
+
+@dataclass
+class Summary:
+    """What a batch found: counted as rows are written."""
+
+    total: int = 0
+    eligible: int = 0
+    not_eligible: int = 0
+    undetermined: int = 0
+    invalid: int = 0
+    primary: Counter[str] = field(default_factory=Counter)
+    categories: Counter[str] = field(default_factory=Counter)
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.total += 1
+        if "error" in row:
+            self.invalid += 1
+            return
+        if row["eligible"] is True:
+            self.eligible += 1
+        elif row["eligible"] is False:
+            self.not_eligible += 1
+        else:
+            self.undetermined += 1
+        if row["primary_category"]:
+            self.primary[row["primary_category"]] += 1
+        self.categories.update(row["categories"])
+
+    def render(self) -> str:
+        lines = [f"{self.total} households: {self.eligible} eligible, {self.not_eligible} not eligible, "
+                 f"{self.undetermined} undetermined, {self.invalid} invalid"]
+        for name in sorted(self.categories):
+            lines.append(f"  {name}: {self.categories[name]} (primary for {self.primary[name]})")
+        return "\n".join(lines)
+
+
+class Worker:
+    """Evaluates items with one compiled policy; lives once per process."""
+
+    def __init__(self, policy: CheckedPolicy, as_of: date | None) -> None:
+        self.policy = policy
+        self.evaluator = Evaluator(policy)
+        self.as_of = as_of
+
+    def row(self, item: Item) -> dict[str, Any]:
+        head: dict[str, Any] = {"source": item.source}
+        if item.text.startswith("\0"):
+            return {**head, "error": {"path": "", "message": item.text[1:]}}
+        try:
+            doc = load_json(item.text, item.source)
+            if isinstance(doc, dict) and isinstance(doc.get("id"), (str, int)) and not isinstance(doc["id"], bool):
+                head["id"] = doc["id"]
+            household = read_household(self.policy, doc, item.source)
+            result = self.evaluator.evaluate(household, self.as_of)
+        except HouseholdError as exc:
+            first = exc.problems[0]
+            message = str(first) if not first.path else first.message
+            return {**head, "error": {"path": first.path, "message": message,
+                                      "problems": [{"path": p.path, "message": p.message} for p in exc.problems]}}
+        except PolicyDslError as exc:
+            return {**head, "error": {"path": "", "message": str(exc)}}
+        return {**head, **result.to_json()}
+
+    def rows(self, items: list[Item]) -> list[dict[str, Any]]:
+        return [self.row(item) for item in items]
+
+
+_worker: Worker | None = None
+
+
+def _start(policy_file: str, as_of: date | None) -> None:
+    """Each process reads and compiles the policy itself (compiled closures do not travel between processes)."""
+    global _worker
+    from . import load_policy
+    _worker = Worker(load_policy(policy_file), as_of)
+
+
+def _chunk(items: list[Item]) -> list[dict[str, Any]]:
+    assert _worker is not None
+    return _worker.rows(items)
+
+
+def _chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+    chunk: list[Item] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def evaluate_all(policy: CheckedPolicy, items: Iterable[Item], as_of: date | None = None,
+                 jobs: int = 1) -> Iterator[dict[str, Any]]:
+    """Rows in input order. With ``jobs`` > 1, chunks go to that many processes, at most two chunks each
+    in flight, so memory stays flat however many households there are."""
+    if jobs <= 1:
+        worker = Worker(policy, as_of)
+        for chunk in _chunks(items, CHUNK):
+            yield from worker.rows(chunk)
+        return
+    policy_file = policy.policy.header.span.file
+    with ProcessPoolExecutor(max_workers=jobs, initializer=_start, initargs=(policy_file, as_of)) as pool:
+        pending = []
+        for chunk in _chunks(items, CHUNK):
+            pending.append(pool.submit(_chunk, chunk))
+            if len(pending) >= 2 * jobs:
+                yield from pending.pop(0).result()
+        for future in pending:
+            yield from future.result()
+
+
+# ---------------------------------------------------------------- writing rows
+
+
+def jsonl_line(row: dict[str, Any]) -> str:
+    return json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def csv_row(row: dict[str, Any]) -> list[str]:
+    def cell(value: Any) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, list):
+            return ";".join(value)
+        return str(value)
+
+    if "error" in row:
+        error = row["error"]
+        text = f"{error['path']}: {error['message']}" if error["path"] else error["message"]
+        return [row["source"], cell(row.get("id")), "", "", "", "", "", "", "", "", text]
+    return [row["source"], cell(row.get("id")), cell(row["eligible"]), cell(row["primary_category"]),
+            cell(row["categories"]), cell(row["measures"]), cell(row["status"]),
+            row["values"].get("per_capita_income", ""), cell(row["undetermined"]), cell(row["missing"]), ""]
+
+
+class Writer:
+    """Writes rows as JSON Lines or CSV to a text stream."""
+
+    def __init__(self, out: IO[str], fmt: str) -> None:
+        if fmt not in ("jsonl", "csv"):
+            raise UsageError(f"many households are written as jsonl or csv, not {fmt}")
+        self.out = out
+        self.csv = csv.writer(out, lineterminator="\n") if fmt == "csv" else None
+        if self.csv is not None:
+            self.csv.writerow(CSV_COLUMNS)
+
+    def write(self, row: dict[str, Any]) -> None:
+        if self.csv is not None:
+            self.csv.writerow(csv_row(row))
+        else:
+            self.out.write(jsonl_line(row))
+
+
+def default_jobs() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def whole_object(line: bytes) -> bool:
+    """Whether one line is a complete JSON object (so that standard input is read as JSON Lines)."""
+    try:
+        return isinstance(json.loads(line.decode("utf-8-sig")), dict)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return False
+
+
+__all__ = ["CSV_COLUMNS", "Item", "Summary", "Writer", "default_jobs", "evaluate_all", "items_from_folder",
+           "items_from_lines", "whole_object"]

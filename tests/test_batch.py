@@ -1,0 +1,117 @@
+"""Many households: JSON Lines, folders and standard input in; JSONL or CSV rows out, in order, never stopping
+on a bad household."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from policydsl.batch import CSV_COLUMNS
+from tests.test_cli import EXAMPLE, run
+
+BASE = json.loads(Path(EXAMPLE).read_text(encoding="utf-8"))
+
+
+def households(n: int) -> list[dict]:
+    out = []
+    for i in range(n):
+        doc = json.loads(json.dumps(BASE))
+        doc["id"] = f"h{i}"
+        doc["members"] = 1 + i % 6
+        out.append(doc)
+    return out
+
+
+def write_jsonl(path: Path, docs: list, broken: dict[int, str] | None = None) -> Path:
+    lines = [json.dumps(d, ensure_ascii=False) for d in docs]
+    for index, text in (broken or {}).items():
+        lines.insert(index, text)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_jsonl_file_gives_one_row_per_household_in_order(tmp_path):
+    docs = households(7)
+    path = write_jsonl(tmp_path / "h.jsonl", docs)
+    result = run("eval", str(path), "--jobs", "1")
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["id"] for r in rows] == [d["id"] for d in docs]
+    assert [r["source"] for r in rows] == [f"line {i}" for i in range(1, 8)]
+    single = json.loads(run("eval", EXAMPLE, "--format", "json").stdout)
+    third = rows[2]  # members 3: the example household itself
+    assert {k: v for k, v in third.items() if k not in ("source", "id")} == single
+    assert result.stderr.startswith("7 households: ")
+
+
+def test_broken_lines_get_their_own_rows_and_do_not_stop_the_run(tmp_path):
+    path = write_jsonl(tmp_path / "h.jsonl", households(4),
+                       {1: "not json", 3: '{"members": 0, "savings": -1}'})
+    rows = [json.loads(line) for line in run("eval", str(path), "--jobs", "1").stdout.splitlines()]
+    assert [r["source"] for r in rows] == ["line 1", "line 2", "line 3", "line 4", "line 5", "line 6"]
+    assert rows[1]["error"]["message"].startswith("(the document): not valid JSON at line 1, column 1")
+    assert rows[3]["error"]["path"] == "members"
+    assert [p["path"] for p in rows[3]["error"]["problems"]] == ["members", "savings"]
+    assert [("error" in r) for r in rows] == [False, True, False, True, False, False]
+
+
+def test_the_summary_counts_and_fail_on_invalid(tmp_path):
+    path = write_jsonl(tmp_path / "h.jsonl", households(6), {0: "[1, 2]"})
+    result = run("eval", str(path), "--jobs", "1")
+    assert "7 households: 5 eligible, 1 not eligible, 0 undetermined, 1 invalid" in result.stderr
+    assert "  category_1: 4 (primary for 4)" in result.stderr
+    run("eval", str(path), "--jobs", "1", "--fail-on-invalid", code=2)
+
+
+def test_csv_rows(tmp_path):
+    path = write_jsonl(tmp_path / "h.jsonl", households(3), {3: '{"members": 2.5}'})
+    rows = list(csv.reader(io.StringIO(run("eval", str(path), "--format", "csv", "-j", "1").stdout)))
+    assert rows[0] == CSV_COLUMNS
+    assert rows[3][:8] == ["line 3", "h2", "true", "category_1", "category_1;category_2",
+                           "archive;employment.training;medical.supplementary_insurance;education.aid;"
+                           "safety_net.dibao;safety_net.warmth", "", "500.00"]
+    assert rows[4][0] == "line 4" and rows[4][-1].startswith("members: expected a whole number, got 2.5")
+
+
+def test_output_file_and_several_processes_keep_input_order(tmp_path):
+    docs = households(4500)  # more than two chunks, so that workers really share the work
+    path = write_jsonl(tmp_path / "h.jsonl", docs)
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    run("eval", str(path), "--output", str(one), "--jobs", "1")
+    run("eval", str(path), "--output", str(two), "--jobs", "2")
+    assert one.read_bytes() == two.read_bytes()
+    assert [json.loads(line)["id"] for line in one.read_text(encoding="utf-8").splitlines()][-1] == "h4499"
+
+
+def test_a_folder_of_json_files(tmp_path):
+    for i, doc in enumerate(households(3)):
+        (tmp_path / f"{i:02d}.json").write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    (tmp_path / "03.json").write_text("{", encoding="utf-8")
+    rows = [json.loads(line) for line in run("eval", str(tmp_path), "-j", "1").stdout.splitlines()]
+    assert [r["source"] for r in rows] == ["00.json", "01.json", "02.json", "03.json"]
+    assert "error" in rows[3]
+
+
+def test_json_lines_on_standard_input(tmp_path):
+    text = "\n".join(json.dumps(d, ensure_ascii=False) for d in households(3)) + "\n"
+    rows = [json.loads(line) for line in run("eval", "-", "-j", "1", input=text).stdout.splitlines()]
+    assert [r["id"] for r in rows] == ["h0", "h1", "h2"]
+
+
+def test_one_pretty_printed_household_on_standard_input_is_still_one_household():
+    out = run("eval", "-", "--format", "json", input=Path(EXAMPLE).read_text(encoding="utf-8")).stdout
+    assert json.loads(out)["primary_category"] == "category_1"
+
+
+@pytest.mark.parametrize("flags", [["--format", "text"], ["--format", "json"], ["--trace"]])
+def test_many_households_are_written_as_rows(tmp_path, flags):
+    path = write_jsonl(tmp_path / "h.jsonl", households(2))
+    assert "one row each: use --format jsonl or csv" in run("eval", str(path), *flags, code=2).stderr
+
+
+def test_one_household_as_a_row():
+    rows = list(csv.reader(io.StringIO(run("eval", EXAMPLE, "--format", "csv").stdout)))
+    assert rows[1][:4] == [EXAMPLE, "", "true", "category_1"]
