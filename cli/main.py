@@ -130,7 +130,7 @@ def eval_cmd(household: str, policy_path: str | None, as_of: str | None, fmt: st
     hh = read_household(policy, doc, source)
     # the text summary always says why a household is not eligible, which needs the trace
     result = Evaluator(policy).evaluate(hh, day, trace=trace or explain or fmt == "text")
-    for w in hh.warnings:
+    for w in result.warnings:
         click.echo(f"warning: {source}: {w}", err=True)
     if fmt == "json":
         out = result.to_json()
@@ -247,16 +247,18 @@ def check_cmd(file: str | None, fmt: str, strict: bool, analyze: bool) -> None:
     path = file or str(default_policy_path())
     source: str | None
     template_problems: list[str] = []
+    sources: PolicyError
     try:
         policy = load_policy(path)
-        diags, source, errors = policy.warnings, policy.policy.source, 0
+        diags, errors = policy.warnings, 0
+        sources = PolicyError([], policy.policy.sources or policy.policy.source)
         from policydsl.explain import Explainer
         template_problems = Explainer(policy).check_templates()
         if analyze:
             from policydsl.analysis import analyze as run_analysis
             diags = [*diags, *run_analysis(policy, path).diagnostics()]
     except PolicyError as exc:
-        diags, source = exc.diagnostics, exc.source
+        diags, sources = exc.diagnostics, exc
         errors = sum(d.severity == "error" for d in diags)
     errors += len(template_problems)
     warnings = len(diags) - errors + len(template_problems)
@@ -266,7 +268,7 @@ def check_cmd(file: str | None, fmt: str, strict: bool, analyze: bool) -> None:
                               ensure_ascii=False, indent=2))
     else:
         for d in diags:
-            click.echo(d.render(source), err=True)
+            click.echo(d.render(sources.source_for(d)), err=True)
             click.echo("", err=True)
         for problem in template_problems:
             click.echo(f"{problem}\n", err=True)
@@ -351,6 +353,30 @@ def schema_cmd(policy_path: str | None) -> None:
     from policydsl.schema import household_schema
 
     click.echo(json.dumps(household_schema(load_policy(policy_path)), ensure_ascii=False, indent=2))
+
+
+@main.command("doc")
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["html", "markdown"]), default="html", show_default=True,
+              help="html: one standalone page, printable on A4.")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True,
+              help="Language of the headings and labels (the notice is always quoted in Chinese).")
+@click.option("--output", "-o", "output", type=click.Path(dir_okay=False), default=None,
+              help="Write the document to this file instead of standard output.")
+@user_errors
+def doc_cmd(file: str | None, fmt: str, lang: str, output: str | None) -> None:
+    """The policy as a readable document: each rule beside the clause of the notice it encodes."""
+    from policydsl.literate import render_doc
+
+    text = render_doc(load_policy(file or str(default_policy_path())), fmt, lang)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{output}: cannot write it ({exc.strerror})") from None
+    click.echo(f"wrote {output}", err=True)
 
 
 if __name__ == "__main__":

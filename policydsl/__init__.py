@@ -31,8 +31,11 @@ def default_policy_path() -> Path:
 
 
 def load_policy(path: str | Path | None = None) -> CheckedPolicy:
-    """Parse and check a policy file (the bundled default when ``path`` is None)."""
-    return check(parse_file(path or default_policy_path()))
+    """Parse and check a policy file (the bundled default when ``path`` is None), merged with the policy
+    it extends, if any."""
+    from .amend import resolve
+
+    return check(resolve(parse_file(path or default_policy_path()), parse_file))
 
 
 def evaluate(policy: CheckedPolicy, household: dict[str, Any] | str, as_of: date | None = None,

@@ -598,7 +598,7 @@ def periods(policy: CheckedPolicy) -> list[tuple[date, dict[str, Fraction]]]:
 
 
 def _text(policy: CheckedPolicy, node: n.Node) -> str:
-    return " ".join(policy.policy.source[node.span.start:node.span.end].split())
+    return policy.policy.text_of(node)
 
 
 class Analyzer:

@@ -59,7 +59,8 @@ class CheckedPolicy:
     @cached_property
     def sha256(self) -> str:
         """Fingerprint of the policy text, so a result names exactly the rules that produced it."""
-        return hashlib.sha256(self.policy.source.encode("utf-8")).hexdigest()
+        texts = [self.policy.sources[f] for f in sorted(self.policy.sources)] or [self.policy.source]
+        return hashlib.sha256("\0".join(texts).encode("utf-8")).hexdigest()
 
     @property
     def parameters(self) -> dict[str, n.Parameter]:
@@ -102,6 +103,7 @@ class Checker:
     def run(self) -> CheckedPolicy:
         p = self.policy
         self.check_header(p.header)
+        self.check_amendments()
         self.declare_types()
         self.declare_values()
         for param in p.parameters:
@@ -115,9 +117,14 @@ class Checker:
         errors = [d for d in self.diags if d.severity == "error"]
         self.diags.sort(key=lambda d: (d.span.line, d.span.column))
         if errors:
-            raise PolicyError(self.diags, p.source)
+            raise PolicyError(self.diags, p.sources or p.source)
         return CheckedPolicy(p, self.symbols, self.enums, self.records, self.types, *rules, report,
                              [d for d in self.diags if d.severity == "warning"], properties)
+
+    def check_amendments(self) -> None:
+        for a in self.policy.amendments:  # left only when the policy names no policy to amend
+            self.error("E130", f"'{a.action} {a.kind} {a.id}' amends a policy, but this one does not extend any",
+                       a.span, "name the policy it changes in the header: extends \"anju_2019.policy\"")
 
     def check_header(self, h: n.Header) -> None:
         if h.in_force and h.in_force[0] > h.in_force[1]:
@@ -205,13 +212,19 @@ class Checker:
         for i in self.policy.inputs:
             self.add_symbol(Symbol(i.name, "input", self.resolve_type(i.type), i, i.label), i.span)
         for param in self.policy.parameters:
-            self.add_symbol(Symbol(param.name, "parameter", self.resolve_type(param.type), param, param.label),
+            ty = self.resolve_type(param.type) if param.type is not None else t.ERROR
+            self.add_symbol(Symbol(param.name, "parameter", ty, param, param.label),
                             param.span)
         for d in self.policy.definitions:
             # the type is filled in once inferred
             self.add_symbol(Symbol(d.name, "definition", t.ERROR, d, d.label), d.span)
 
     def check_parameter(self, param: n.Parameter) -> None:
+        if param.type is None:
+            self.error("E101", f"parameter '{param.name}' has no type", param.span,
+                       "write its type, e.g. ': money per month'; without one, a parameter only adds values to "
+                       "the parameter of that name in the policy this one 'extends'")
+            return
         ty = self.resolve_type(param.type)
         if ty.kind not in ("money", "count", "number", "error"):
             self.error("E101", f"parameter '{param.name}' must be an amount, a count or a number, "
@@ -230,6 +243,9 @@ class Checker:
                                    f"{b.start} is listed after the one from {a.start}", b.span,
                            "list the dated values from the oldest to the newest")
         for v in param.values:
+            if v.until is not None and v.until < v.start:
+                self.error("E106", f"the value of '{param.name}' from {v.start} is meant to end on {v.until}, "
+                                   "before it starts", v.span)
             if param.type.minimum is not None and v.value < param.type.minimum:
                 self.error("E101", f"the value {v.text} of '{param.name}' is below its lower bound "
                                    f"{param.type.minimum}", v.span)
@@ -513,7 +529,7 @@ class Checker:
             self.error("E101", "this divides by 0", e.right.span)
             return t.ERROR
         if self.may_be_zero(e.right):
-            divisor = " ".join(self.policy.source[e.right.span.start:e.right.span.end].split())
+            divisor = self.policy.text_of(e.right)
             self.warn("W207", f"this divides by '{divisor}', which can be 0 for some households", e.right.span,
                       "declare it '>= 1' if it can never be 0, or test it first in an earlier 'requires'")
         if right.kind == "money":

@@ -84,13 +84,19 @@ class PolicyError(PolicyDslError):
 
     exit_code = 1
 
-    def __init__(self, diagnostics: list[Diagnostic], source: str | None = None) -> None:
+    def __init__(self, diagnostics: list[Diagnostic], source: str | dict[str, str] | None = None) -> None:
         self.diagnostics = diagnostics
-        self.source = source
+        self.source = source  # the policy text, or file → text when the policy spans files (extends)
         super().__init__(self.render())
 
+    def source_for(self, diagnostic: Diagnostic) -> str | None:
+        """The text of the file a diagnostic points into."""
+        if isinstance(self.source, dict):
+            return self.source.get(diagnostic.span.file)
+        return self.source
+
     def render(self) -> str:
-        body = "\n".join(d.render(self.source) for d in self.diagnostics)
+        body = "\n".join(d.render(self.source_for(d)) for d in self.diagnostics)
         errors = sum(d.severity == "error" for d in self.diagnostics)
         return f"{body}\n{errors} error{'s' if errors != 1 else ''} in the policy"
 

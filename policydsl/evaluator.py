@@ -566,6 +566,15 @@ class Evaluator:
             return lambda c: c.params[name]
         return comp.name(n.Name(n.NOWHERE, name), frozenset())
 
+    def stale_parameters(self, values: dict[str, n.ParamValue], as_of: date) -> list[str]:
+        """Values used past the day their source said they end: reused, but the user is told."""
+        out = []
+        for name, pv in values.items():
+            if pv.until is not None and as_of > pv.until:
+                out.append(f"{name}: the value {pv.text} from {pv.start} was meant to apply until {pv.until}; "
+                           f"{as_of} is later and no newer value is given, so it is reused — check for a new value")
+        return out
+
     def parameter_values(self, as_of: date) -> dict[str, n.ParamValue]:
         """The value of every parameter in force on ``as_of``; a date before the first value is an error."""
         out: dict[str, n.ParamValue] = {}
@@ -614,7 +623,8 @@ class Evaluator:
         categories = [r.id for r in pol.categories if r.id in run.held]
         result = Result(pol, day, in_force, _tri(eligible), categories, categories[0] if categories else None,
                         run.undetermined, [r.id for r in pol.measures if r.id in run.held], status,
-                        sorted(run.missing), values, exact_values, params, list(household.warnings), day_source)
+                        sorted(run.missing), values, exact_values, params,
+                        [*household.warnings, *self.stale_parameters(params, day)], day_source)
         if trace:
             result.trace = Trace(run.traces, run.definition_values, run.definition_events, params)
         return result

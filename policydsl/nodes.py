@@ -242,6 +242,7 @@ class Header(Node):
     in_force: tuple[date, date] | None
     source: str | None
     title_en: str | None = None
+    extends: str | None = None  # the file of the policy this one amends, relative to this one
 
 
 @dataclass(frozen=True, eq=False)
@@ -252,13 +253,14 @@ class ParamValue(Node):
     confirmed: bool | None  # None: provenance not stated
     note: str | None
     note_en: str | None = None
+    until: date | None = None  # the last day the source meant this value for, when it says
 
 
 @dataclass(frozen=True, eq=False)
 class Parameter(Node):
     name: str
     label: str | None
-    type: TypeExpr
+    type: TypeExpr | None  # None only in an amendment: more dated values for an inherited parameter
     unit: str | None
     values: tuple[ParamValue, ...]
     source: str | None = None  # where the values come from (a document, an office)
@@ -367,6 +369,16 @@ class Property(Node):
 
 
 @dataclass(frozen=True, eq=False)
+class Amendment(Node):
+    """In a policy that extends another: ``replace`` a rule or definition by id, or ``remove`` one."""
+
+    action: str  # "replace" | "remove"
+    kind: str  # category, measure, status, precondition, status_precondition, define
+    id: str
+    node: Rule | Definition | None = None
+
+
+@dataclass(frozen=True, eq=False)
 class Policy(Node):
     header: Header
     parameters: tuple[Parameter, ...]
@@ -378,3 +390,10 @@ class Policy(Node):
     rules: tuple[Rule, ...]
     source: str = field(compare=False, repr=False, default="")
     properties: tuple[Property, ...] = ()  # stated properties: checked by analysis, ignored by evaluation
+    amendments: tuple[Amendment, ...] = ()  # only before merging with the policy it extends
+    sources: dict[str, str] = field(compare=False, repr=False, default_factory=dict)  # file → text, all files
+
+    def text_of(self, node: Node) -> str:
+        """The policy text a node was parsed from (whichever file it is in), on one line."""
+        text = self.sources.get(node.span.file, self.source)
+        return " ".join(text[node.span.start:node.span.end].split())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from datetime import date
@@ -137,17 +138,17 @@ class ToAst(Transformer_NonRecursive):
         header, *stmts = items
         groups: dict[type, list[Any]] = {k: [] for k in
                                          (n.Parameter, n.Enum, n.Record, n.Input, n.Definition, n.Report, n.Rule,
-                                          n.Property)}
+                                          n.Property, n.Amendment)}
         for s in stmts:
             groups[type(s)].append(s)
         g = {k: tuple(v) for k, v in groups.items()}
         return n.Policy(self._s(meta), header, g[n.Parameter], g[n.Enum], g[n.Record], g[n.Input], g[n.Definition],
-                        g[n.Report], g[n.Rule], properties=g[n.Property])
+                        g[n.Report], g[n.Rule], properties=g[n.Property], amendments=g[n.Amendment])
 
     def header(self, meta: Any, items: list[Any]) -> n.Header:
         name, *rest = items
         fields: dict[str, Any] = {"title": None, "jurisdiction": None, "in_force": None, "source": None,
-                                  "title_en": None}
+                                  "title_en": None, "extends": None}
         for key, value in rest:
             fields[key] = value
         if fields["title"] is not None:
@@ -163,6 +164,17 @@ class ToAst(Transformer_NonRecursive):
 
     def source(self, meta: Any, items: list[Any]) -> tuple[str, Any]:
         return ("source", _string(items[0]))
+
+    def extends(self, meta: Any, items: list[Any]) -> tuple[str, Any]:
+        return ("extends", _string(items[0]))
+
+    def replace(self, meta: Any, items: list[Any]) -> n.Amendment:
+        node = items[-1]
+        kind = node.kind if isinstance(node, n.Rule) else "define"
+        return n.Amendment(self._s(meta), "replace", kind, node.id if isinstance(node, n.Rule) else node.name, node)
+
+    def remove(self, meta: Any, items: list[Any]) -> n.Amendment:
+        return n.Amendment(self._s(meta), "remove", str(items[0]), str(items[1]))
 
     def in_force(self, meta: Any, items: list[Any]) -> tuple[str, Any]:
         return ("in_force", (_date(self.file, items[0]), _date(self.file, items[1])))
@@ -193,7 +205,6 @@ class ToAst(Transformer_NonRecursive):
                 unit = item[1]
             elif item[0] == "source":
                 source = item[1]
-        assert type_ is not None
         return n.Parameter(self._s(meta), str(name), label, type_, unit, tuple(values), source, label_en)
 
     def param_unit(self, meta: Any, items: list[Any]) -> tuple[str, str]:
@@ -203,6 +214,9 @@ class ToAst(Transformer_NonRecursive):
         return ("source", _string(items[0]))
 
     def param_value(self, meta: Any, items: list[Any]) -> n.ParamValue:
+        until = None
+        if isinstance(items[1], Token) and items[1].type == "DATE":
+            until = _date(self.file, items.pop(1))
         start, _eq, (value, text), *prov = items
         confirmed: bool | None = None
         note = note_en = None
@@ -210,7 +224,7 @@ class ToAst(Transformer_NonRecursive):
             confirmed = flag
             note = text_note if text_note is not None else note
             note_en = text_note_en if text_note_en is not None else note_en
-        return n.ParamValue(self._s(meta), _date(self.file, start), value, text, confirmed, note, note_en)
+        return n.ParamValue(self._s(meta), _date(self.file, start), value, text, confirmed, note, note_en, until)
 
     def unconfirmed(self, meta: Any, items: list[Any]) -> tuple[bool, str | None, str | None]:
         return (False, _string(items[0]) if items else None, _string(items[1]) if len(items) > 1 else None)
@@ -619,8 +633,7 @@ def parse(text: str, file: str = "<policy>") -> n.Policy:
     except PolicyError as exc:
         raise PolicyError(exc.diagnostics, text) from None
     _check_depth(policy, text)
-    return n.Policy(policy.span, policy.header, policy.parameters, policy.enums, policy.records, policy.inputs,
-                    policy.definitions, policy.reports, policy.rules, text, policy.properties)
+    return dataclasses.replace(policy, source=text, sources={file: text})
 
 
 MAX_DEPTH = 100

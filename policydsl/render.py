@@ -28,8 +28,7 @@ def _yes_no(v: bool | None) -> str:
 
 def source_text(policy: CheckedPolicy, node: n.Node) -> str:
     """The policy text a node was parsed from, on one line."""
-    text = policy.policy.source[node.span.start:node.span.end]
-    return " ".join(text.split())
+    return policy.policy.text_of(node)
 
 
 def show(value: Any) -> str:

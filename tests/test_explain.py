@@ -20,7 +20,8 @@ from tests.test_cli import EXAMPLE, POLICY, run
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
-VALID_CASES = [c for c in iter_cases(ROOT / "policies" / "tests") if "error" not in c.expect]
+VALID_CASES = [c for c in iter_cases(ROOT / "policies" / "tests")
+               if "error" not in c.expect and c.policy_path.name == "anju_2019.policy"]
 AMOUNT = re.compile(r"(-?\d+\.\d{2}) 元")
 
 
