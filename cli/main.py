@@ -245,7 +245,6 @@ def explain_cmd(household: str, policy_path: str | None, as_of: str | None, lang
 def check_cmd(file: str | None, fmt: str, strict: bool, analyze: bool) -> None:
     """Check a policy file and report every problem found (exit 1 on errors)."""
     path = file or str(default_policy_path())
-    source: str | None
     template_problems: list[str] = []
     sources: PolicyError
     try:
