@@ -318,7 +318,8 @@ _HTML = """<!DOCTYPE html>
 </table>{% endif %}
 {% if rules %}<h2>Rules 规则</h2>
 <table><tr><th>rule</th><th>before</th><th>after</th></tr>
-{% for r in rules %}<tr><td>{{ r.kind }} <code>{{ r.id }}</code> ({{ r.change }})<br>{{ r.new_label or r.old_label }}</td>
+{% for r in rules %}<tr>
+<td>{{ r.kind }} <code>{{ r.id }}</code> ({{ r.change }})<br>{{ r.new_label or r.old_label }}</td>
 <td class="before">{% for c in r.old_conditions %}<code>{{ c }}</code><br>{% endfor %}
 {% if r.old_clause %}<p class="clause">{{ r.old_clause }}</p>{% endif %}</td>
 <td class="after">{% for c in r.new_conditions %}<code>{{ c }}</code><br>{% endfor %}
