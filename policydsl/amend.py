@@ -50,12 +50,9 @@ def merge(parent: n.Policy, child: n.Policy) -> n.Policy:
         return [r.id for r in rules if r.kind == kind]
 
     def find(kind: str, ident: str) -> int | None:
-        items: list[n.Rule] | list[n.Definition] = definitions if kind == "define" else rules
-        for i, item in enumerate(items):
-            if (item.name if isinstance(item, n.Definition) else item.id) == ident and (
-                    kind == "define" or (isinstance(item, n.Rule) and item.kind == kind)):
-                return i
-        return None
+        if kind == "define":
+            return next((i for i, d in enumerate(definitions) if d.name == ident), None)
+        return next((i for i, r in enumerate(rules) if r.id == ident and r.kind == kind), None)
 
     for a in child.amendments:
         index = find(a.kind, a.id)
