@@ -160,3 +160,28 @@ def test_diff_with_households_on_the_command_line(tmp_path):
     page = render_html(compare(load_policy(OLD), load_policy(NEW)),
                        impact(load_policy(OLD), load_policy(NEW), households_for_2020()))
     assert "<svg" in page and "— → category_1" in page and '<html lang="zh-CN">' in page and "<script" not in page
+
+
+def test_screenshot_of_the_impact_report(tmp_path):
+    import subprocess
+
+    from tests.test_doc import _chromium, png_pixels
+
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("no chromium binary found: the screenshot test needs headless Chromium")
+    page = tmp_path / "diff.html"
+    page.write_text(render_html(compare(load_policy(OLD), load_policy(NEW)),
+                                impact(load_policy(OLD), load_policy(NEW), households_for_2020())), encoding="utf-8")
+    shot = tmp_path / "diff.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1000,1600",
+                    f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120, check=False)
+    width, height, rows = png_pixels(shot.read_bytes())
+    assert (width, height) == (1000, 1600)
+    bpp = len(rows[0]) // width
+    colours = {row[x:x + 3] for row in rows[::4] for x in range(0, len(row), bpp * 2)}
+    assert len(colours) > 50, "the report looks blank"
+    # the chart's bar for a household that moved is drawn in #2f6fb0
+    assert any(abs(p[0] - 0x2F) < 6 and abs(p[1] - 0x6F) < 6 and abs(p[2] - 0xB0) < 6 for p in colours)
