@@ -6,6 +6,7 @@ produced, 1 the policy (or a test) failed, 2 bad input or usage. No user error p
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from collections.abc import Callable
@@ -166,13 +167,24 @@ def _batch_items(household: str) -> tuple[Any, str | None]:
             return None, first.decode("utf-8-sig", errors="replace")
         rest = stdin.read()
         try:
-            return None, (first + rest).decode("utf-8-sig")
+            text = (first + rest).decode("utf-8-sig")
         except UnicodeDecodeError:
             raise UsageError("-: is not UTF-8 text; save it as UTF-8 (files from some Chinese Windows tools "
                              "are GBK-encoded)") from None
+        lines = [line for line in text.splitlines() if line.strip()]
+        if len(lines) > 1 and not _one_document(text) and sum(map(batch.whole_object, (
+                line.encode() for line in lines[1:3]))) >= 1:  # JSON Lines whose first line is broken
+            return batch.items_from_lines(io.BytesIO(first + rest), ()), None
+        return None, text
     path = Path(household)
     if path.is_dir():
         return batch.items_from_folder(path), None
+    if path.suffix.lower() in (".json", ".txt") and path.is_file() and path.stat().st_size < 50_000_000:
+        data = path.read_bytes()
+        raw_lines = [line for line in data.splitlines() if line.strip()]
+        if len(raw_lines) > 1 and all(batch.whole_object(line) for line in raw_lines[:2]):
+            raise UsageError(f"{household}: holds one household per line (JSON Lines); name it .jsonl "
+                             "to evaluate them all")
     if path.suffix.lower() in (".jsonl", ".ndjson"):
         try:
             stream = path.open("rb")
@@ -180,6 +192,14 @@ def _batch_items(household: str) -> tuple[Any, str | None]:
             raise UsageError(f"{household}: cannot read it ({exc.strerror})") from None
         return batch.items_from_lines(stream), None
     return None, None
+
+
+def _one_document(text: str) -> bool:
+    try:
+        json.loads(text)
+        return True
+    except (json.JSONDecodeError, RecursionError):
+        return False
 
 
 def _run_batch(policy: Any, items: Any, day: date | None, fmt: str, output: str | None, jobs: int | None,

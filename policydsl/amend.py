@@ -8,6 +8,7 @@ diagnostics and traces point into the right file.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from pathlib import Path
 
 from . import nodes as n
@@ -29,10 +30,14 @@ def resolve(policy: n.Policy, parse_file: object, seen: tuple[str, ...] = ()) ->
     parent_path = (here.parent / extends).resolve()
     if str(parent_path) in seen or len(seen) > MAX_DEPTH:
         raise PolicyError([Diagnostic("E131", "error", f"'{extends}' extends, directly or not, this very policy",
-                                      policy.header.span, "a policy cannot amend itself")], policy.sources)
+                                      policy.header.extends_span or policy.header.span,
+                                      "a policy cannot amend itself")], policy.sources)
     if not parent_path.is_file():
+        nearby = [p.name for p in parent_path.parent.glob("*.policy")] if parent_path.parent.is_dir() else []
+        close = difflib.get_close_matches(parent_path.name, nearby, n=1)
         raise PolicyError([Diagnostic("E131", "error", f"the policy it extends, '{extends}', does not exist "
-                                      f"(looked for {parent_path})", policy.header.span,
+                                      f"(looked for {parent_path})", policy.header.extends_span or policy.header.span,
+                                      f"did you mean '{close[0]}'?" if close else
                                       "give the file name relative to this file")], policy.sources)
     parent = resolve(parse_file(parent_path), parse_file, (*seen, str(here)))  # type: ignore[operator]
     return merge(parent, policy)
@@ -44,25 +49,38 @@ def merge(parent: n.Policy, child: n.Policy) -> n.Policy:
     rules = list(parent.rules)
     definitions = list(parent.definitions)
 
+    properties = list(parent.properties)
+    removed: dict[str, n.Span] = dict(parent.removed)
+
     def ids_of(kind: str) -> list[str]:
         if kind == "define":
             return [d.name for d in definitions]
+        if kind == "property":
+            return [p.name for p in properties]
         return [r.id for r in rules if r.kind == kind]
 
     def find(kind: str, ident: str) -> int | None:
         if kind == "define":
             return next((i for i, d in enumerate(definitions) if d.name == ident), None)
+        if kind == "property":
+            return next((i for i, p in enumerate(properties) if p.name == ident), None)
         return next((i for i, r in enumerate(rules) if r.id == ident and r.kind == kind), None)
 
     for a in child.amendments:
         index = find(a.kind, a.id)
         if index is None:
-            known = ", ".join(ids_of(a.kind)) or "none"
+            known = ids_of(a.kind)
+            close = difflib.get_close_matches(a.id, known, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
             problems.append(Diagnostic("E130", "error", f"'{parent.header.id}' has no {_kind_word(a.kind)} "
                                        f"'{a.id}' to {a.action}", a.span,
-                                       f"its {_kind_word(a.kind)} ids are: {known}"))
+                                       f"{hint}its {_kind_word(a.kind)} ids are: {', '.join(known) or 'none'}"))
             continue
-        if a.kind == "define":
+        if a.action == "remove":
+            removed[a.id] = a.span
+        if a.kind == "property":
+            del properties[index]
+        elif a.kind == "define":
             if a.action == "replace":
                 assert isinstance(a.node, n.Definition)
                 definitions[index] = a.node
@@ -106,5 +124,5 @@ def merge(parent: n.Policy, child: n.Policy) -> n.Policy:
         child, header=header, parameters=tuple(parameters.values()), enums=(*parent.enums, *child.enums),
         records=(*parent.records, *child.records), inputs=(*parent.inputs, *child.inputs),
         definitions=(*definitions, *child.definitions), reports=(*parent.reports, *child.reports),
-        rules=tuple(rules), properties=(*parent.properties, *child.properties), amendments=(),
-        source=child.source, sources={**parent.sources, **child.sources})
+        rules=tuple(rules), properties=(*properties, *child.properties), amendments=(),
+        source=child.source, sources={**parent.sources, **child.sources}, removed=removed)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -25,7 +26,7 @@ from .household import load_json, read_household
 
 CHUNK = 2000  # households handed to a worker at a time; bounds memory whatever the input size
 CSV_COLUMNS = ["source", "id", "eligible", "primary_category", "categories", "measures", "status",
-               "per_capita_income", "undetermined", "missing", "error"]
+               "per_capita_income", "undetermined", "missing", "error", "warnings"]
 
 
 @dataclass(frozen=True)
@@ -58,12 +59,15 @@ def _item(raw: bytes, number: int) -> Iterator[Item]:
         text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
     except UnicodeDecodeError:
         text = "\0is not UTF-8 text; save the file as UTF-8"
-    yield Item(f"line {number}", text, len(raw))
+    yield Item(f"line {number}", text.rstrip("\r\n"), len(raw))
 
 
 def items_from_folder(folder: Path) -> Iterator[Item]:
     """Every *.json file of a folder, in name order, named by its file name."""
-    for path in sorted(folder.glob("*.json")):
+    def natural(path: Path) -> list[Any]:  # h2 before h10
+        return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name.lower())]
+
+    for path in sorted((p for p in folder.iterdir() if p.suffix.lower() == ".json" and p.is_file()), key=natural):
         try:
             yield Item(path.name, path.read_text(encoding="utf-8-sig"), 1)
         except UnicodeDecodeError:
@@ -81,11 +85,13 @@ class Summary:
     not_eligible: int = 0
     undetermined: int = 0
     invalid: int = 0
+    warned: int = 0
     primary: Counter[str] = field(default_factory=Counter)
     categories: Counter[str] = field(default_factory=Counter)
 
     def add(self, row: dict[str, Any]) -> None:
         self.total += 1
+        self.warned += "warnings" in row
         if "error" in row:
             self.invalid += 1
             return
@@ -101,7 +107,8 @@ class Summary:
 
     def render(self) -> str:
         lines = [f"{self.total} households: {self.eligible} eligible, {self.not_eligible} not eligible, "
-                 f"{self.undetermined} undetermined, {self.invalid} invalid"]
+                 f"{self.undetermined} undetermined, {self.invalid} invalid"
+                 + (f"; {self.warned} with warnings (see their rows)" if self.warned else "")]
         for name in sorted(self.categories):
             lines.append(f"  {name}: {self.categories[name]} (primary for {self.primary[name]})")
         return "\n".join(lines)
@@ -127,12 +134,15 @@ class Worker:
             result = self.evaluator.evaluate(household, self.as_of)
         except HouseholdError as exc:
             first = exc.problems[0]
-            message = str(first) if not first.path else first.message
-            return {**head, "error": {"path": first.path, "message": message,
+            return {**head, "error": {"path": first.path, "message": first.message,
                                       "problems": [{"path": p.path, "message": p.message} for p in exc.problems]}}
         except PolicyDslError as exc:
-            return {**head, "error": {"path": "", "message": str(exc)}}
-        return {**head, **result.to_json()}
+            return {**head, "error": {"path": "", "message": str(exc).removeprefix("error: "),
+                                      "problems": [{"path": "", "message": str(exc)}]}}
+        row = {**head, **result.to_json()}
+        if result.warnings:
+            row["warnings"] = list(result.warnings)
+        return row
 
     def rows(self, items: list[Item]) -> list[dict[str, Any]]:
         return [self.row(item) for item in items]
@@ -204,10 +214,11 @@ def csv_row(row: dict[str, Any]) -> list[str]:
     if "error" in row:
         error = row["error"]
         text = f"{error['path']}: {error['message']}" if error["path"] else error["message"]
-        return [row["source"], cell(row.get("id")), "", "", "", "", "", "", "", "", text]
+        return [row["source"], cell(row.get("id")), "", "", "", "", "", "", "", "", text, ""]
     return [row["source"], cell(row.get("id")), cell(row["eligible"]), cell(row["primary_category"]),
             cell(row["categories"]), cell(row["measures"]), cell(row["status"]),
-            row["values"].get("per_capita_income", ""), cell(row["undetermined"]), cell(row["missing"]), ""]
+            row["values"].get("per_capita_income", ""), cell(row["undetermined"]), cell(row["missing"]), "",
+            " | ".join(row.get("warnings", []))]
 
 
 class Writer:

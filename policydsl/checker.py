@@ -193,8 +193,14 @@ class Checker:
             return
         if sym.name in self.symbols:
             first = self.symbols[sym.name]
-            where = f" (line {first.decl.span.line})" if first.decl else ""
+            where = ""
+            if first.decl:
+                where = f" (line {first.decl.span.line})" if first.decl.span.file == span.file \
+                    else f" ({first.decl.span})"
+            inherited = first.decl is not None and first.decl.span.file != span.file
             self.error("E103", f"'{sym.name}' is already declared as {first.kind} {first.name}{where}", span,
+                       f"to change the inherited one, write 'replace define {sym.name} = …'"
+                       if inherited and sym.kind == "definition" else
                        "each name may be declared once; rename one of them")
             return
         self.symbols[sym.name] = sym
@@ -242,6 +248,11 @@ class Checker:
                 self.error("E106", f"the values of '{param.name}' must be in date order, but the value from "
                                    f"{b.start} is listed after the one from {a.start}", b.span,
                            "list the dated values from the oldest to the newest")
+        for a, b in zip(param.values, param.values[1:], strict=False):
+            if a.until is not None and a.until + timedelta(days=1) < b.start:
+                self.warn("W208", f"'{param.name}' has no value from {a.until + timedelta(days=1)} to "
+                                  f"{b.start - timedelta(days=1)}: the value from {a.start} ends on {a.until}",
+                          b.span, "extend the earlier value, or start the next one earlier")
         for v in param.values:
             if v.until is not None and v.until < v.start:
                 self.error("E106", f"the value of '{param.name}' from {v.start} is meant to end on {v.until}, "
@@ -485,6 +496,9 @@ class Checker:
         return t.ERROR
 
     def name_hint(self, name: str, scope: dict[str, Type]) -> str | None:
+        if name in self.policy.removed:
+            return (f"'{name}' was removed by the amendment at {self.policy.removed[name]}, but is still used "
+                    "here: replace or remove this too")
         rule = next((r for r in self.policy.rules if r.id == name), None)
         if rule is not None:
             return (f"'{name}' is a {rule.kind}, and a rule cannot use another rule's outcome; put the shared "
@@ -640,8 +654,13 @@ class Checker:
                     spre = rule
             else:
                 if rule.id in seen:
-                    self.error("E103", f"the id '{rule.id}' is used twice (first at line {seen[rule.id].span.line})",
-                               rule.id_span or rule.span, "every category, measure and status needs its own id")
+                    first = seen[rule.id].span
+                    where = f"line {first.line}" if first.file == rule.span.file else str(first)
+                    hint = "every category, measure and status needs its own id"
+                    if first.file != rule.span.file:
+                        hint = f"to change the inherited one, write 'replace {rule.kind} {rule.id} …'"
+                    self.error("E103", f"the id '{rule.id}' is used twice (first at {where})",
+                               rule.id_span or rule.span, hint)
                 seen[rule.id] = rule
                 {"category": cats, "measure": measures, "status": statuses}[rule.kind].append(rule)
             if rule.clause is None and rule.kind in ("category", "measure", "status"):

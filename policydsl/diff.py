@@ -21,7 +21,8 @@ from .batch import Item, Worker
 from .checker import CheckedPolicy
 from .values import exact_text
 
-NONE = "—"  # no category: not eligible, or not yet decidable
+NONE = "—"  # no category: not eligible
+OPEN = "?"  # not yet decidable: the primary category depends on missing facts
 
 
 @dataclass
@@ -57,10 +58,11 @@ class PolicyDiff:
     rules: list[RuleChange]
     definitions: list[ValueChange]
     parameters: list[ValueChange]
+    header: list[ValueChange] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
-        return not (self.rules or self.definitions or self.parameters)
+        return not (self.rules or self.definitions or self.parameters or self.header)
 
 
 def _conditions(policy: CheckedPolicy, rule: n.Rule) -> list[str]:
@@ -116,7 +118,19 @@ def compare(old: CheckedPolicy, new: CheckedPolicy) -> PolicyDiff:
             if a_text != b_text:
                 kind = "added" if av is None else "removed" if bv is None else "changed"
                 parameters.append(ValueChange(name, label, kind, a_text, b_text))
-    return PolicyDiff(old, new, rules, definitions, parameters)
+    header: list[ValueChange] = []
+    oh, nh = old.policy.header, new.policy.header
+    for name, label, a_v, b_v in (("title", "标题 title", oh.title, nh.title),
+                                  ("in_force", "执行期 in force", _period(oh.in_force), _period(nh.in_force)),
+                                  ("jurisdiction", "地区 jurisdiction", oh.jurisdiction, nh.jurisdiction),
+                                  ("source", "来源 source", oh.source, nh.source)):
+        if (a_v or "") != (b_v or ""):
+            header.append(ValueChange(name, label, "changed", a_v or "", b_v or ""))
+    return PolicyDiff(old, new, rules, definitions, parameters, header)
+
+
+def _period(force: tuple[date, date] | None) -> str:
+    return f"{force[0]} to {force[1]}" if force else ""
 
 
 def _value_text(v: n.ParamValue | None) -> str:
@@ -145,6 +159,8 @@ class Impact:
 
     total: int = 0
     invalid: int = 0
+    became_undecided: int = 0  # decided under the old policy, depending on missing facts under the new one
+    out_of_force: Counter[str] = field(default_factory=Counter)  # households dated outside old / new
     transitions: Counter[tuple[str, str]] = field(default_factory=Counter)
     gained: int = 0  # eligible under the new policy, not under the old
     lost: int = 0
@@ -170,17 +186,32 @@ def impact(old: CheckedPolicy, new: CheckedPolicy, items: Iterable[Item], as_of:
         if "error" in a or "error" in b:
             out.invalid += 1
             continue
-        pa, pb = a["primary_category"] or NONE, b["primary_category"] or NONE
+        pa, pb = _primary(old, a), _primary(new, b)
         out.transitions[(pa, pb)] += 1
-        out.gained += a["eligible"] is not True and b["eligible"] is True
-        out.lost += a["eligible"] is True and b["eligible"] is not True
-        out.measures_gained.update(set(b["measures"]) - set(a["measures"]))
-        out.measures_lost.update(set(a["measures"]) - set(b["measures"]))
+        out.out_of_force.update([k for k, row in (("old", a), ("new", b)) if not row["in_force"]])
+        if a["eligible"] is not None and b["eligible"] is None:
+            out.became_undecided += 1
+        elif a["eligible"] is not None and b["eligible"] is not None:  # a definite change only
+            out.gained += a["eligible"] is False and b["eligible"] is True
+            out.lost += a["eligible"] is True and b["eligible"] is False
+            out.measures_gained.update(set(b["measures"]) - set(a["measures"]))
+            out.measures_lost.update(set(a["measures"]) - set(b["measures"]))
         out.old_categories.update(a["categories"])
         out.new_categories.update(b["categories"])
         if pa != pb and len(out.examples.setdefault((pa, pb), [])) < examples:
             out.examples[(pa, pb)].append(Example(item.source, a.get("id"), pa, pb, _why(new_worker, item, pa, pb)))
     return out
+
+
+def _primary(policy: CheckedPolicy, row: dict[str, Any]) -> str:
+    """The primary category as far as it is decided: '?' when an earlier category depends on missing facts."""
+    open_ids = set(row["undetermined"])
+    for rule in policy.categories:
+        if rule.id in open_ids:
+            return OPEN
+        if rule.id in row["categories"]:
+            return rule.id
+    return NONE
 
 
 def _why(worker: Worker, item: Item, old: str, new: str) -> str:
@@ -212,6 +243,11 @@ def render_text(diff: PolicyDiff, result: Impact | None = None) -> str:
     lines = [f"policy diff: {old.id} → {new.id}", ""]
     if diff.empty:
         lines.append("The rules are the same.")
+    if diff.header:
+        lines.append("Header 基本信息")
+        for h in diff.header:
+            lines.append(f"  {h.label}: {h.old}  →  {h.new}")
+        lines.append("")
     if diff.parameters:
         lines.append("Parameters 参数")
         for p in diff.parameters:
@@ -245,7 +281,12 @@ def render_text(diff: PolicyDiff, result: Impact | None = None) -> str:
 def _impact_text(result: Impact) -> list[str]:
     lines = [f"Impact on {result.total} households ({result.invalid} invalid, not counted): "
              f"{result.moved} change primary category; {result.gained} become eligible, {result.lost} "
-             "stop being eligible", "", "  Primary category transitions (old → new):"]
+             f"stop being eligible, {result.became_undecided} can no longer be decided without more facts"]
+    for which in ("old", "new"):
+        if result.out_of_force[which]:
+            lines.append(f"  note: {result.out_of_force[which]} households are dated outside the {which} "
+                         "policy's period in force")
+    lines += ["", f"  Primary category transitions (old → new; {NONE} none, {OPEN} depends on missing facts):"]
     for (a, b), count in sorted(result.transitions.items(), key=lambda kv: (-kv[1], kv[0])):
         lines.append(f"    {a:>12} → {b:<12} {count:>8}" + ("" if a != b else "   (unchanged)"))
     cats = sorted({*result.old_categories, *result.new_categories})
@@ -277,11 +318,13 @@ def to_json(diff: PolicyDiff, result: Impact | None = None) -> dict[str, Any]:
         "rules": [vars(r) for r in diff.rules],
         "definitions": [vars(d) for d in diff.definitions],
         "parameters": [vars(p) for p in diff.parameters],
+        "header": [vars(h) for h in diff.header],
     }
     if result is not None:
         out["impact"] = {
             "households": result.total, "invalid": result.invalid, "moved": result.moved,
             "became_eligible": result.gained, "stopped_being_eligible": result.lost,
+            "became_undecided": result.became_undecided, "outside_force": dict(result.out_of_force),
             "transitions": [{"old": a, "new": b, "households": c} for (a, b), c in result.transitions.items()],
             "categories": {c: {"old": result.old_categories[c], "new": result.new_categories[c]}
                            for c in sorted({*result.old_categories, *result.new_categories})},
@@ -306,7 +349,10 @@ _HTML = """<!DOCTYPE html>
 </style></head>
 <body><main>
 <h1>Policy change 政策变更: {{ old }} → {{ new }}</h1>
-{% if not rules and not parameters and not definitions %}<p>The rules are the same.</p>{% endif %}
+{% if not rules and not parameters and not definitions and not header %}<p>The rules are the same.</p>{% endif %}
+{% if header %}<h2>Header 基本信息</h2><table><tr><th></th><th>before</th><th>after</th></tr>
+{% for h in header %}<tr><td>{{ h.label }}</td><td>{{ h.old }}</td><td>{{ h.new }}</td></tr>{% endfor %}
+</table>{% endif %}
 {% if parameters %}<h2>Parameters 参数</h2>
 <table><tr><th>parameter</th><th>change</th><th>before</th><th>after</th></tr>
 {% for p in parameters %}<tr><td>{{ p.label }} <code>{{ p.name }}</code></td><td>{{ p.change }}</td>
@@ -327,7 +373,10 @@ _HTML = """<!DOCTYPE html>
 </table>{% endif %}
 {% if impact %}<h2>Impact 影响: {{ impact.households }} households</h2>
 <p>{{ impact.moved }} change primary category; {{ impact.became_eligible }} become eligible;
-{{ impact.stopped_being_eligible }} stop being eligible; {{ impact.invalid }} invalid (not counted).</p>
+{{ impact.stopped_being_eligible }} stop being eligible; {{ impact.became_undecided }} can no longer be decided
+without more facts; {{ impact.invalid }} invalid (not counted).
+{% for which, count in impact.outside_force.items() %} {{ count }} households are dated outside the {{ which }}
+policy's period in force.{% endfor %}</p>
 <figure>
 <svg role="img" aria-labelledby="chart-title" width="720" height="{{ 30 + 28 * bars|length }}"
      viewBox="0 0 720 {{ 30 + 28 * bars|length }}" xmlns="http://www.w3.org/2000/svg">
@@ -341,9 +390,17 @@ _HTML = """<!DOCTYPE html>
 </svg>
 <figcaption>Households by primary category, old → new (grey: unchanged).</figcaption>
 </figure>
-<table><tr><th>category</th><th>before</th><th>after</th></tr>
-{% for c, v in impact.categories.items() %}<tr><td>{{ c }}</td><td>{{ v.old }}</td><td>{{ v.new }}</td></tr>
+<h2>Households per category 各类别户数</h2>
+<p>Every category a household meets is counted, not only its primary one.</p>
+<table><tr><th>category</th><th>before</th><th>after</th><th>change</th></tr>
+{% for c, v in impact.categories.items() %}<tr><td>{{ labels.get(c, "") }} <code>{{ c }}</code></td>
+<td>{{ v.old }}</td><td>{{ v.new }}</td><td>{{ "%+d"|format(v.new - v.old) }}</td></tr>
 {% endfor %}</table>
+{% if impact.measures_gained or impact.measures_lost %}<h2>Measures gained / lost 帮扶措施变化</h2>
+<table><tr><th>measure</th><th>gained</th><th>lost</th></tr>
+{% for m in measure_ids %}<tr><td>{{ labels.get(m, "") }} <code>{{ m }}</code></td>
+<td>{{ impact.measures_gained.get(m, 0) }}</td><td>{{ impact.measures_lost.get(m, 0) }}</td></tr>{% endfor %}
+</table>{% endif %}
 {% if impact.examples %}<h2>Examples 示例</h2><ul>
 {% for e in impact.examples %}<li><strong>{{ e.old }} → {{ e.new }}</strong> {{ e.source }}{% if e.id is not none %}
 ({{ e.id }}){% endif %}: {{ e.why }}</li>{% endfor %}</ul>{% endif %}
@@ -363,6 +420,10 @@ def render_html(diff: PolicyDiff, result: Impact | None = None) -> str:
                          "same": a == b})
     env = ImmutableSandboxedEnvironment(autoescape=True, undefined=StrictUndefined, trim_blocks=True,
                                         lstrip_blocks=True)
+    labels = {r.id: r.label or "" for r in (*diff.old.rules, *diff.new.rules)}
+    impact_data = data.get("impact")
+    measure_ids = sorted({*impact_data["measures_gained"], *impact_data["measures_lost"]}) if impact_data else []
     return env.from_string(_HTML).render(old=diff.old.id, new=diff.new.id, rules=data["rules"],
                                          parameters=data["parameters"], definitions=data["definitions"],
-                                         impact=data.get("impact"), bars=bars)
+                                         header=data["header"], impact=impact_data, bars=bars, labels=labels,
+                                         measure_ids=measure_ids)

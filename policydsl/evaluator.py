@@ -569,10 +569,13 @@ class Evaluator:
     def stale_parameters(self, values: dict[str, n.ParamValue], as_of: date) -> list[str]:
         """Values used past the day their source said they end: reused, but the user is told."""
         out = []
+        declared = {p.name: p for p in self.policy.policy.parameters}
         for name, pv in values.items():
             if pv.until is not None and as_of > pv.until:
+                later = [v.start for v in declared[name].values if v.start > as_of]
+                gap = f"the next value starts on {later[0]}" if later else "no newer value is given"
                 out.append(f"{name}: the value {pv.text} from {pv.start} was meant to apply until {pv.until}; "
-                           f"{as_of} is later and no newer value is given, so it is reused — check for a new value")
+                           f"{as_of} is later and {gap}, so it is reused — check for a new value")
         return out
 
     def parameter_values(self, as_of: date) -> dict[str, n.ParamValue]:

@@ -211,7 +211,8 @@ def doc_context(policy: CheckedPolicy, lang: str = "zh") -> dict[str, Any]:
         for v in param.values:
             note = (v.note or v.note_en) if lang == "zh" else (v.note_en or v.note)
             provenance = {True: "confirmed", False: "unconfirmed", None: "unstated"}[v.confirmed]
-            values.append({"start": v.start.isoformat(), "value": v.text, "provenance": provenance,
+            until = f" – {v.until.isoformat()}" if v.until else ""
+            values.append({"start": v.start.isoformat() + until, "value": v.text, "provenance": provenance,
                            "provenance_text": words[provenance], "note": note or ""})
         parameters.append({"name": param.name, "label": label, "label_alt": label_alt, "unit": param.unit or "",
                            "source": param.source or "",
@@ -236,7 +237,8 @@ def doc_context(policy: CheckedPolicy, lang: str = "zh") -> dict[str, Any]:
         "generated": words["generated"].format(version=__version__),
         "id": h.id, "title": title, "title_alt": title_alt, "jurisdiction": h.jurisdiction or "",
         "in_force": in_force, "source": h.source or "", "sha256": policy.sha256,
-        "file": Path(h.span.file).name, "parameters": parameters, "inputs": inputs, "definitions": definitions,
+        "file": " + ".join(sorted(Path(f).name for f in p.sources)) if len(p.sources) > 1 else Path(h.span.file).name,
+        "parameters": parameters, "inputs": inputs, "definitions": definitions,
         "groups": _groups(policy, lang, words), "properties": properties,
     }
 

@@ -243,6 +243,7 @@ class Header(Node):
     source: str | None
     title_en: str | None = None
     extends: str | None = None  # the file of the policy this one amends, relative to this one
+    extends_span: Span | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, eq=False)
@@ -392,6 +393,7 @@ class Policy(Node):
     properties: tuple[Property, ...] = ()  # stated properties: checked by analysis, ignored by evaluation
     amendments: tuple[Amendment, ...] = ()  # only before merging with the policy it extends
     sources: dict[str, str] = field(compare=False, repr=False, default_factory=dict)  # file → text, all files
+    removed: dict[str, Span] = field(compare=False, repr=False, default_factory=dict)  # id → the 'remove' line
 
     def text_of(self, node: Node) -> str:
         """The policy text a node was parsed from (whichever file it is in), on one line."""

@@ -153,6 +153,8 @@ class ToAst(Transformer_NonRecursive):
             fields[key] = value
         if fields["title"] is not None:
             fields["title"], fields["title_en"] = fields["title"]
+        if fields["extends"] is not None:
+            fields["extends"], fields["extends_span"] = fields["extends"]
         return n.Header(self._s(meta), str(name), **fields)
 
     def title(self, meta: Any, items: list[Any]) -> tuple[str, Any]:
@@ -166,7 +168,7 @@ class ToAst(Transformer_NonRecursive):
         return ("source", _string(items[0]))
 
     def extends(self, meta: Any, items: list[Any]) -> tuple[str, Any]:
-        return ("extends", _string(items[0]))
+        return ("extends", (_string(items[0]), self._s(meta)))
 
     def replace(self, meta: Any, items: list[Any]) -> n.Amendment:
         node = items[-1]

@@ -51,7 +51,8 @@ def test_replacing_an_id_that_does_not_exist_lists_the_ids_that_do(tmp_path):
     (e,) = errors(path)
     assert (e.code, str(e.span)) == ("E130", f"{path}:4:1")
     assert e.message == "'anju_2019' has no category 'category_9' to replace"
-    assert e.hint == "its category ids are: category_1, category_2, category_3, category_4"
+    assert e.hint == ("did you mean 'category_4'? its category ids are: category_1, category_2, category_3, "
+                      "category_4")
 
 
 def test_removing_a_measure_by_id(tmp_path):
@@ -185,3 +186,52 @@ def test_screenshot_of_the_impact_report(tmp_path):
     assert len(colours) > 50, "the report looks blank"
     # the chart's bar for a household that moved is drawn in #2f6fb0
     assert any(abs(p[0] - 0x2F) < 6 and abs(p[1] - 0x6F) < 6 and abs(p[2] - 0xB0) < 6 for p in colours)
+
+
+def test_a_removed_definition_still_used_says_where_it_was_removed(tmp_path):
+    path = amendment(tmp_path, "remove define has_sudden_cause\n")
+    found = errors(path)
+    assert found and all(e.code == "E100" for e in found)
+    assert found[0].hint.startswith(f"'has_sudden_cause' was removed by the amendment at {path}:4:1")
+
+
+def test_a_property_can_be_removed(tmp_path):
+    policy = load_policy(amendment(tmp_path, "remove property no_3_and_4\nremove category category_4\n"))
+    assert [p.name for p in policy.properties] == ["covered_when_poor"]
+    assert "category_4" not in [c.id for c in policy.categories]
+
+
+def test_redeclaring_an_inherited_category_suggests_replace(tmp_path):
+    (e,) = errors(amendment(tmp_path, 'category category_1 "x" clause "x"\n  requires members 达到 1\n'))
+    assert e.message.startswith(f"the id 'category_1' is used twice (first at {tmp_path / 'anju_2019.policy'}:")
+    assert e.hint == "to change the inherited one, write 'replace category category_1 …'"
+
+
+def test_a_misspelt_extends_points_at_the_line_and_suggests_the_file(tmp_path):
+    (tmp_path / "anju_2019.policy").write_text(OLD.read_text(encoding="utf-8"), encoding="utf-8")
+    path = tmp_path / "p.policy"
+    path.write_text('policy p\n  extends "anju_2109.policy"\n', encoding="utf-8")
+    (e,) = errors(path)
+    assert str(e.span) == f"{path}:2:3" and e.hint == "did you mean 'anju_2019.policy'?"
+
+
+def test_a_gap_between_dated_values_is_warned_about(tmp_path):
+    policy = load_policy(amendment(tmp_path, "parameter dibao_standard\n"
+                                             "  from 2021-01-01 until 2021-06-30 = 650 confirmed\n"
+                                             "  from 2021-09-01 = 700 confirmed\n"))
+    (w,) = [w for w in policy.warnings if w.code == "W208"]
+    assert w.message == "'dibao_standard' has no value from 2021-07-01 to 2021-08-31: the value from 2021-01-01 " \
+                        "ends on 2021-06-30"
+    household = read_household(policy, load_json(json.dumps(BASE, ensure_ascii=False)))
+    result = Evaluator(policy).evaluate(household, date(2021, 7, 15))
+    assert any("the next value starts on 2021-09-01" in w for w in result.warnings)
+
+
+def test_impact_keeps_undecided_apart_from_losses():
+    undecided = json.loads(json.dumps(BASE))  # category_1 under 2019 (its 6 months given), 12 months unknown
+    undecided["as_of"] = "2019-09-15"
+    undecided["hardship_causes"] = []  # so category_1 is its only category
+    result = impact(load_policy(OLD), load_policy(NEW), [Item("line 1", json.dumps(undecided, ensure_ascii=False))])
+    assert (result.lost, result.became_undecided) == (0, 1)
+    assert result.transitions == {("category_1", "?"): 1}
+    assert not result.measures_lost

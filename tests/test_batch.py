@@ -52,7 +52,9 @@ def test_broken_lines_get_their_own_rows_and_do_not_stop_the_run(tmp_path):
                        {1: "not json", 3: '{"members": 0, "savings": -1}'})
     rows = [json.loads(line) for line in run("eval", str(path), "--jobs", "1").stdout.splitlines()]
     assert [r["source"] for r in rows] == ["line 1", "line 2", "line 3", "line 4", "line 5", "line 6"]
-    assert rows[1]["error"]["message"].startswith("(the document): not valid JSON at line 1, column 1")
+    assert rows[1]["error"] == {"path": "", "message": "not valid JSON at line 1, column 1: Expecting value",
+                                "problems": [{"path": "", "message": "not valid JSON at line 1, column 1: "
+                                              "Expecting value"}]}
     assert rows[3]["error"]["path"] == "members"
     assert [p["path"] for p in rows[3]["error"]["problems"]] == ["members", "savings"]
     assert [("error" in r) for r in rows] == [False, True, False, True, False, False]
@@ -73,7 +75,7 @@ def test_csv_rows(tmp_path):
     assert rows[3][:8] == ["line 3", "h2", "true", "category_1", "category_1;category_2",
                            "archive;employment.training;medical.supplementary_insurance;education.aid;"
                            "safety_net.dibao;safety_net.warmth", "", "500.00"]
-    assert rows[4][0] == "line 4" and rows[4][-1].startswith("members: expected a whole number, got 2.5")
+    assert rows[4][0] == "line 4" and rows[4][-2].startswith("members: expected a whole number, got 2.5")
 
 
 def test_output_file_and_several_processes_keep_input_order(tmp_path):
