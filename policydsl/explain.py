@@ -267,9 +267,10 @@ class Explainer:
         # the months assessed, for sentences about values computed over them (the policy's window)
         self._window = next((v for v in result.trace.definitions.values() if _is_window(v)), None)
         self._result = result
+        inputs = {name for name, sym in self.policy.symbols.items() if sym.kind == "input"}
+        # the household's facts as the trace read them: what 'what would change' recomputes with
         self._inputs = {name: value for rt in result.trace.rules for ct in rt.conditions
-                        for name, value in ct.values.items()
-                        if name in pol_symbols_inputs(self.policy)} if result.trace else {}
+                        for name, value in ct.values.items() if name in inputs}
         f = Formatter(self.policy, lang)
         env = self.envs[(lang, "text")]
         traces = {id(rt.rule): rt for rt in result.trace.rules}
@@ -533,10 +534,6 @@ def _rule(policy: CheckedPolicy, rule_id: str | None) -> n.Rule:
         if r.id == rule_id:
             return r
     return n.Rule(n.NOWHERE, "none", "", None, None, ())
-
-
-def pol_symbols_inputs(policy: CheckedPolicy) -> set[str]:
-    return {name for name, sym in policy.symbols.items() if sym.kind == "input"}
 
 
 def _number(value: Any) -> bool:
