@@ -5,11 +5,13 @@
     python benchmarks/generate_households.py 10000 --broken 20 --out /tmp/bad.jsonl
 
 The households look like what a caseworker's system would send (docs/formats.md, spec anju_2019 §3):
-1 to 6 members; monthly incomes spread so that every category and non-eligible households occur; about
-one household in five has a monthly income or a 12-month test exactly on a bound or one cent on either
-side of it (560/840/1680 x members a month, 6720 x members a year; 600/900/1800 and 7200 from 2020);
-causes drawn from the enum; a few percent with a missing fact (an absent key); some filed households with
-an assisted income history; ``as_of`` from 2019-09-01 to 2020-12-31.
+1 to 6 members; monthly incomes spread so that every category and non-eligible households occur (with
+seed 1: about 22% category 1, 25% category 2, 29% category 3, 4% category 4, 48% not eligible); about one
+household in four has a test within a cent per person of its bound, one in eight exactly on it: monthly
+incomes of 560/840/1680 x members (600/900/1800 from 2020), the same month after month or varying with a
+mean exactly there, or a 12-month test at 6720 (7200) x members, with cents in every term; causes drawn
+from the enum; about 4% with a missing fact (an absent key); 30% filed, most with an assisted income
+history; 5% outside 安居区 or not urban workers; ``as_of`` from 2019-09-01 to 2020-12-31.
 
 Every amount is built from whole cents (Python ints) and written by ``dumps`` as a JSON number with at
 most two decimals (``2520.03``, ``1500``): no binary floating point is ever involved, so the file means
@@ -132,7 +134,7 @@ class Generator:
     def monthly_incomes(self, members: int, std: int) -> tuple[list[Cents], str]:
         """Six monthly household totals and the band they were drawn in."""
         rng = self.rng
-        band = rng.choices(["below", "band2", "band3", "above3", "bound"], weights=[26, 18, 18, 20, 18])[0]
+        band = rng.choices(["below", "band2", "band3", "above3", "bound"], weights=[27, 20, 20, 20, 13])[0]
         if band == "bound":
             factor = rng.choice((2, 3, 6))  # x std/2: 1x, 1.5x, 3x the standard per person
             per_month = self.near(std * factor // 2 * members)
@@ -167,7 +169,8 @@ class Generator:
             chosen = [rng.choice(ORDINARY[:4]), rng.choice(SUDDEN[:3])]
         return [c for c in CAUSES if c in chosen]  # the enum's order, as a form would list them
 
-    def twelve_month_facts(self, members: int, std: int, months: list[Cents], causes: list[str]) -> dict[str, Cents]:
+    def twelve_month_facts(self, members: int, std: int, months: list[Cents], causes: list[str],
+                           band: str) -> dict[str, Cents]:
         """disposable income, the two kinds of expenses, assets and savings; sometimes exactly on the
         12-month bound (6720 or 7200 x members) or one cent around it, with cents in every term."""
         rng = self.rng
@@ -180,11 +183,12 @@ class Generator:
         if any(c in ORDINARY for c in causes):
             hardship = disposable * rng.randint(0, 80) // 100 + rng.randint(0, 99)
         if any(c in SUDDEN for c in causes):
-            accident = disposable * rng.randint(0, 95) // 100 + rng.randint(0, 99)
-            if rng.random() < 0.3:
-                accident += rng.randint(0, assets + savings)  # large spending, e.g. a major illness
+            accident = disposable * rng.randint(20, 100) // 100 + rng.randint(0, 99)
+            if band == "above3" and rng.random() < 0.5:  # a well-off household hit hard: category 4's case
+                net = 12 * std * members * rng.randint(40, 110) // 100
+                accident = max(accident, disposable + assets + savings - net)
         annual = 12 * std * members
-        tests = ["none"] * 4  # the bound is put only on a test that matters for the causes given
+        tests = ["none"] * 10  # the bound is put only on a test that matters for the causes given
         if any(c in ORDINARY for c in causes):
             tests += ["hardship"] * 2
         if any(c in SUDDEN for c in causes):
@@ -227,14 +231,14 @@ class Generator:
         std = standard_cents(as_of)
         members = rng.choices(range(1, 7), weights=MEMBERS_WEIGHTS)[0]
         win = window(as_of)
-        months, _band = self.monthly_incomes(members, std)
+        months, band = self.monthly_incomes(members, std)
         history: dict[str, Cents] = dict(zip(win, months, strict=True))
         if rng.random() < 0.25:  # some systems send a whole year; the months before the window are ignored
             older = months_before(as_of, 12)[:6]
             history = {**{m: Cents(months[0] + rng.randint(-5000, 5000) * members) for m in older}, **history}
             history = {m: Cents(max(0, v)) for m, v in history.items()}
         causes = self.causes()
-        twelve = self.twelve_month_facts(members, std, months, causes)
+        twelve = self.twelve_month_facts(members, std, months, causes, band)
         working = rng.randint(0 if members > 1 else 1, members)
         employed = rng.randint(0, working)
         unemployed = rng.randint(0, working - employed)
