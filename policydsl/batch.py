@@ -13,7 +13,6 @@ import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -183,6 +182,8 @@ def evaluate_all(policy: CheckedPolicy, items: Iterable[Item], as_of: date | Non
         for chunk in _chunks(items, CHUNK):
             yield from worker.rows(chunk)
         return
+    from concurrent.futures import ProcessPoolExecutor  # only for batches: keeps one-household start-up fast
+
     policy_file = policy.policy.header.span.file
     with ProcessPoolExecutor(max_workers=jobs, initializer=_start, initargs=(policy_file, as_of)) as pool:
         pending = []
