@@ -42,10 +42,15 @@ class Type:
         return {
             "count": "a count", "number": "a number", "boolean": "a yes/no fact", "date": "a date",
             "text": "a text", "enum": f"one {self.of} value", "set": f"a set of {self.of} values",
-            "list": f"a list of {self.of}", "record": f"a {self.of} record", "series": "a monthly series of amounts",
+            "list": f"a list of {self.of}", "record": f"{_article(self.of)} {self.of} record",
+            "series": "a monthly series of amounts",
             "window": f"a window of {self.of} months" if self.of else "a window of months",
             "month": "a month", "error": "an invalid value",
         }[self.kind]
+
+
+def _article(word: str | None) -> str:
+    return "an" if word and word[0].lower() in "aeiou" else "a"
 
 
 MONEY_MONTH = Type("money", "month")
