@@ -164,7 +164,7 @@ def _batch_items(household: str) -> tuple[Any, str | None]:
                     break
             if line:
                 return batch.items_from_lines(stdin, head), None
-            return None, first.decode("utf-8-sig", errors="replace")
+            return None, first.decode("utf-8-sig")
         rest = stdin.read()
         try:
             text = (first + rest).decode("utf-8-sig")
@@ -213,7 +213,7 @@ def _run_batch(policy: Any, items: Any, day: date | None, fmt: str, output: str 
     except OSError as exc:
         raise UsageError(f"{output}: cannot write it ({exc.strerror})") from None
     try:
-        writer = Writer(out, fmt)
+        writer = Writer(out, fmt, policy.report)
         for row in evaluate_all(policy, items, day, jobs or default_jobs()):
             writer.write(row)
             summary.add(row)
@@ -287,9 +287,9 @@ def explain_cmd(household: str, policy_path: str | None, as_of: str | None, lang
     policy = load_policy(policy_path)
     text, source = _read_text(household)
     hh = read_household(policy, load_json(text, source), source)
-    for w in hh.warnings:
-        click.echo(f"warning: {source}: {w}", err=True)
     result = Evaluator(policy).evaluate(hh, day, trace=True)
+    for w in result.warnings:
+        click.echo(f"warning: {source}: {w}", err=True)
     click.echo(Explainer(policy, Path(templates) if templates else None).render(result, lang, fmt), nl=False)
 
 

@@ -25,7 +25,12 @@ from .household import load_json, read_household
 
 CHUNK = 2000  # households handed to a worker at a time; bounds memory whatever the input size
 CSV_COLUMNS = ["source", "id", "eligible", "primary_category", "categories", "measures", "status",
-               "per_capita_income", "undetermined", "missing", "error", "warnings"]
+               "undetermined", "missing", "error", "warnings"]  # the policy's reported values follow 'status'
+
+
+def csv_columns(report: list[str]) -> list[str]:
+    """The CSV header for a policy: its reported values (e.g. per_capita_income) after 'status'."""
+    return [*CSV_COLUMNS[:7], *report, *CSV_COLUMNS[7:]]
 
 
 @dataclass(frozen=True)
@@ -136,8 +141,8 @@ class Worker:
             return {**head, "error": {"path": first.path, "message": first.message,
                                       "problems": [{"path": p.path, "message": p.message} for p in exc.problems]}}
         except PolicyDslError as exc:
-            return {**head, "error": {"path": "", "message": str(exc).removeprefix("error: "),
-                                      "problems": [{"path": "", "message": str(exc)}]}}
+            message = str(exc).removeprefix("error: ")
+            return {**head, "error": {"path": "", "message": message, "problems": [{"path": "", "message": message}]}}
         row = {**head, **result.to_json()}
         if result.warnings:
             row["warnings"] = list(result.warnings)
@@ -202,7 +207,7 @@ def jsonl_line(row: dict[str, Any]) -> str:
     return json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
-def csv_row(row: dict[str, Any]) -> list[str]:
+def csv_row(row: dict[str, Any], report: list[str]) -> list[str]:
     def cell(value: Any) -> str:
         if value is None:
             return ""
@@ -215,27 +220,28 @@ def csv_row(row: dict[str, Any]) -> list[str]:
     if "error" in row:
         error = row["error"]
         text = f"{error['path']}: {error['message']}" if error["path"] else error["message"]
-        return [row["source"], cell(row.get("id")), "", "", "", "", "", "", "", "", text, ""]
+        return [row["source"], cell(row.get("id")), "", "", "", "", "", *("" for _ in report), "", "", text, ""]
     return [row["source"], cell(row.get("id")), cell(row["eligible"]), cell(row["primary_category"]),
             cell(row["categories"]), cell(row["measures"]), cell(row["status"]),
-            row["values"].get("per_capita_income", ""), cell(row["undetermined"]), cell(row["missing"]), "",
-            " | ".join(row.get("warnings", []))]
+            *(row["values"].get(name, "") for name in report), cell(row["undetermined"]), cell(row["missing"]),
+            "", " | ".join(row.get("warnings", []))]
 
 
 class Writer:
     """Writes rows as JSON Lines or CSV to a text stream."""
 
-    def __init__(self, out: IO[str], fmt: str) -> None:
+    def __init__(self, out: IO[str], fmt: str, report: list[str] | None = None) -> None:
         if fmt not in ("jsonl", "csv"):
             raise UsageError(f"many households are written as jsonl or csv, not {fmt}")
         self.out = out
+        self.report = list(report or [])
         self.csv = csv.writer(out, lineterminator="\n") if fmt == "csv" else None
         if self.csv is not None:
-            self.csv.writerow(CSV_COLUMNS)
+            self.csv.writerow(csv_columns(self.report))
 
     def write(self, row: dict[str, Any]) -> None:
         if self.csv is not None:
-            self.csv.writerow(csv_row(row))
+            self.csv.writerow(csv_row(row, self.report))
         else:
             self.out.write(jsonl_line(row))
 

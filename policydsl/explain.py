@@ -8,6 +8,7 @@ comes from the trace, formatted here; nothing is computed in a template.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -112,7 +113,7 @@ class Formatter:
             return sep.join(self.member_label(v) for v in sorted(value)) or ("无" if self.lang == "zh" else "none")
         if isinstance(value, str):
             return self.member_label(value)
-        if isinstance(value, tuple) and value and all(isinstance(v, str) and len(v) == 7 for v in value):
+        if _is_window(value):
             return self.window(value)
         if isinstance(value, (Unknown, NotEvaluated, Series, RecordValue)) or value is None:
             return ""
@@ -177,6 +178,14 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
     intercepted_binops = frozenset(["*", "**"])
 
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        _cap(args, kwargs)
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.filters = {name: _capped(fn) for name, fn in self.filters.items()}  # center(10**9) and the like
+
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "**" and isinstance(right, int) and right > 64:
             raise SecurityError("a power this large is not allowed in a template")
@@ -185,6 +194,21 @@ class _Sandbox(ImmutableSandboxedEnvironment):
                 if isinstance(seq, (str, list, tuple)) and isinstance(times, int) and len(seq) * times > MAX_TEXT:
                     raise SecurityError(f"a template may not build texts longer than {MAX_TEXT} characters")
         return super().call_binop(context, operator, left, right)
+
+
+def _cap(args: Any, kwargs: Any) -> None:
+    """Refuse a call that asks for a huge width or count (ljust(10**9), center, wordwrap, …)."""
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, int) and not isinstance(value, bool) and value > MAX_TEXT:
+            raise SecurityError(f"a template may not ask for sizes above {MAX_TEXT}")
+
+
+def _capped(fn: Any) -> Any:
+    @functools.wraps(fn)  # keeps Jinja's pass_context / pass_environment marks
+    def filter_(*args: Any, **kwargs: Any) -> Any:
+        _cap(args[1:], kwargs)
+        return fn(*args, **kwargs)
+    return filter_
 
 
 def _escape_markdown(value: Any) -> Any:
@@ -573,35 +597,36 @@ def _where(exc: BaseException) -> tuple[str, int]:
     return found
 
 
-def _render(env: jinja2.Environment, name: str, ctx: dict[str, Any]) -> str:
+_FAILURES = (jinja2.TemplateError, ArithmeticError, TypeError, ValueError, LookupError, MemoryError)
+
+
+def _run(render: Any, where: str | None) -> str:
+    """Render, turning every failure into a TemplateError at the template's file and line (or ``where``,
+    the location of a condition's explain text)."""
     try:
-        return env.get_template(name).render(**ctx)
+        return str(render())
     except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(f"{exc.filename or name}:{exc.lineno}: template syntax error: {exc.message}") from None
-    except jinja2.TemplateNotFound:
-        raise TemplateError(f"{name}: template not found in {env.loader.searchpath}") from None  # type: ignore[union-attr]
+        at = where or f"{exc.filename}:{exc.lineno}"
+        raise TemplateError(f"{at}: template syntax error: {exc.message}") from None
+    except jinja2.TemplateNotFound as exc:
+        raise TemplateError(f"{where or exc.name}: template not found") from None
     except SecurityError as exc:
-        file, line = _where(exc)
-        raise TemplateError(f"{file}:{line}: refused by the template sandbox: {exc}") from None
+        at = where or "{}:{}".format(*_where(exc))
+        raise TemplateError(f"{at}: refused by the template sandbox: {exc}") from None
     except jinja2.UndefinedError as exc:
-        file, line = _where(exc)
-        raise TemplateError(f"{file}:{line}: the template uses something that is not provided: {exc.message}") \
-            from None
-    except (jinja2.TemplateError, ArithmeticError, TypeError, ValueError, LookupError, MemoryError) as exc:
-        file, line = _where(exc)
-        raise TemplateError(f"{file}:{line}: the template failed: {type(exc).__name__}: {exc}") from None
+        at = where or "{}:{}".format(*_where(exc))
+        raise TemplateError(f"{at}: the template uses something that is not provided: {exc.message}") from None
+    except _FAILURES as exc:
+        at = where or "{}:{}".format(*_where(exc))
+        raise TemplateError(f"{at}: the template failed: {type(exc).__name__}: {exc}") from None
+
+
+def _render(env: jinja2.Environment, name: str, ctx: dict[str, Any]) -> str:
+    return _run(lambda: env.get_template(name).render(**ctx), None)
 
 
 def _render_string(env: jinja2.Environment, source: str, ctx: dict[str, Any], where: str) -> str:
-    try:
-        return env.from_string(source).render(**ctx)
-    except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(f"{where}: the condition's explain text is not valid: {exc.message}") from None
-    except SecurityError as exc:
-        raise TemplateError(f"{where}: the condition's explain text was refused by the sandbox: {exc}") from None
-    except jinja2.UndefinedError as exc:
-        raise TemplateError(f"{where}: the condition's explain text uses something that is not provided: "
-                            f"{exc.message}") from None
+    return _run(lambda: env.from_string(source).render(**ctx), f"{where} (explain text)")
 
 
 def _unsafe(node: jn.Node) -> Iterator[tuple[int, str]]:

@@ -19,7 +19,7 @@ from . import nodes as n
 from .checker import CheckedPolicy
 from .diagnostics import HouseholdError, InputProblem, PolicyDslError, excerpt
 from .nodes import Span
-from .values import Exact, RecordValue, Series, Unknown
+from .values import Exact, RecordValue, Series
 
 MONTH_KEY = re.compile(r"^(\d{4})-(\d{2})$")
 MONEY_TEXT = re.compile(r"^-?\d+(\.\d+)?$")
@@ -388,6 +388,3 @@ def read_household(policy: CheckedPolicy, doc: Any, source: str = "household") -
     """Validate an already-parsed document (dict) against the policy's declarations."""
     return Validator(policy).household(doc, source)
 
-
-def is_missing(value: Any) -> bool:
-    return isinstance(value, Unknown)

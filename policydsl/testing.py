@@ -117,23 +117,43 @@ def load_cases(path: Path) -> list[Case]:
         raise UsageError(f"{path}: cannot read ({exc})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("cases"), list):
         raise UsageError(f"{path}: a test file needs a 'cases:' list (see docs/formats.md)")
+    if doc.get("policy") is not None and not isinstance(doc["policy"], str):
+        raise UsageError(f"{path}: 'policy:' names a policy file, e.g. policy: ../anju_2019.policy")
     policy_path = _policy_for(path, doc.get("policy"))
-    base = _stringify_keys(doc.get("base") or {})
-    default_as_of = doc.get("as_of")
+    base = doc.get("base") if doc.get("base") is not None else {}
+    if not isinstance(base, dict):
+        raise UsageError(f"{path}: 'base:' is a household (an object of facts), not {type(base).__name__}")
+    base = _stringify_keys(base)
+    default_as_of = _date(doc.get("as_of"), f"{path}")
     cases = []
     for i, raw in enumerate(doc["cases"]):
-        if not isinstance(raw, dict) or "expect" not in raw:
-            raise UsageError(f"{path}: case {i + 1} needs an 'expect:' (and usually a 'name:' and a 'household:')")
-        as_of = raw.get("as_of", default_as_of)
-        if isinstance(as_of, str):
-            try:
-                as_of = date.fromisoformat(as_of)
-            except ValueError:
-                raise UsageError(f"{path}: case {i + 1}: as_of '{as_of}' is not a date (YYYY-MM-DD)") from None
-        household = _merge(base, _stringify_keys(raw.get("household") or {}))
+        where = f"{path}: case {i + 1}"
+        if not isinstance(raw, dict) or not isinstance(raw.get("expect"), dict):
+            raise UsageError(f"{where} needs an 'expect:' with the outcome to check (and usually a 'name:' and "
+                             "a 'household:'); see docs/formats.md")
+        as_of = _date(raw["as_of"], where) if "as_of" in raw else default_as_of
+        household = raw.get("household") if raw.get("household") is not None else {}
+        if not isinstance(household, dict):
+            raise UsageError(f"{where}: 'household:' is an object of facts, not {type(household).__name__}")
+        if "values" in raw["expect"] and not isinstance(raw["expect"]["values"], (dict, type(None))):
+            raise UsageError(f"{where}: 'values:' maps names to amounts, e.g. values: {{per_capita_income: "
+                             '"500.00"}')
+        household = _merge(base, _stringify_keys(household))
         cases.append(Case(path, i, str(raw.get("name", f"case {i + 1}")), household, as_of,
                           dict(raw["expect"]), policy_path))
     return cases
+
+
+def _date(value: Any, where: str) -> date | None:
+    """An assessment date from YAML (a date, or a YYYY-MM-DD text); anything else is the writer's mistake."""
+    if value is None or isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise UsageError(f"{where}: as_of '{value}' is not a date (YYYY-MM-DD)")
 
 
 def discover(path: Path) -> list[Path]:
@@ -189,11 +209,11 @@ def compare(expect: dict[str, Any], actual: dict[str, Any]) -> list[str]:
                 if got_value != _plain(value):
                     out.append(f"values.{name}: expected {_plain(value)!r}, got {got_value!r}")
         elif key == "measures_include":
-            lacking = [m for m in want if m not in actual["measures"]]
+            lacking = [m for m in want or [] if m not in actual["measures"]]
             if lacking:
                 out.append(f"measures: expected to include {lacking}, got {actual['measures']}")
         elif key == "measures_exclude":
-            extra = [m for m in want if m in actual["measures"]]
+            extra = [m for m in want or [] if m in actual["measures"]]
             if extra:
                 out.append(f"measures: expected not to include {extra}, got {actual['measures']}")
         elif key != "error":

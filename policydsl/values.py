@@ -71,14 +71,6 @@ def merge(*values: Any) -> Unknown:
     return Unknown(paths)
 
 
-def round_half_up(value: Exact, places: int = 2) -> Fraction:
-    """Round for display only: half away from zero, at ``places`` decimals."""
-    scale = 10**places
-    num, den = abs(value.numerator) * scale, value.denominator
-    units = (2 * num + den) // (2 * den)
-    return Fraction(units if value >= 0 else -units, scale)
-
-
 def format_amount(value: Exact, places: int = 2) -> str:
     """An exact amount as a fixed-point string, e.g. Fraction(2520, 3) → '840.00' (half up)."""
     scale = 10**places

@@ -71,10 +71,10 @@ def test_the_summary_counts_and_fail_on_invalid(tmp_path):
 def test_csv_rows(tmp_path):
     path = write_jsonl(tmp_path / "h.jsonl", households(3), {3: '{"members": 2.5}'})
     rows = list(csv.reader(io.StringIO(run("eval", str(path), "--format", "csv", "-j", "1").stdout)))
-    assert rows[0] == CSV_COLUMNS
-    assert rows[3][:8] == ["line 3", "h2", "true", "category_1", "category_1;category_2",
+    assert rows[0] == [*CSV_COLUMNS[:7], "dibao_standard", "per_capita_income", *CSV_COLUMNS[7:]]
+    assert rows[3][:9] == ["line 3", "h2", "true", "category_1", "category_1;category_2",
                            "archive;employment.training;medical.supplementary_insurance;education.aid;"
-                           "safety_net.dibao;safety_net.warmth", "", "500.00"]
+                           "safety_net.dibao;safety_net.warmth", "", "560.00", "500.00"]
     assert rows[4][0] == "line 4" and rows[4][-2].startswith("members: expected a whole number, got 2.5")
 
 

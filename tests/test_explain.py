@@ -270,7 +270,9 @@ def test_check_refuses_includes_outside_the_template_folder(tmp_path, payload):
 
 @pytest.mark.parametrize(("payload", "message"), [
     ("{{ ('a' * 100000000)|length }}", "may not build texts longer than 100000 characters"),
-    ("{{ range(10**6)|list|length }}", "the template failed: OverflowError"),
+    ("{{ range(10**6)|list|length }}", "may not ask for sizes above 100000"),
+    ("{{ label.ljust(300000000) }}", "may not ask for sizes above 100000"),
+    ("{{ label|center(300000000) }}", "may not ask for sizes above 100000"),
     ("{{ 2 ** 100000 }}", "a power this large is not allowed"),
 ])
 def test_rendering_refuses_resource_exhaustion(tmp_path, payload, message):
@@ -301,3 +303,13 @@ def test_the_status_of_a_filed_household_comes_right_after_the_outcome(evaluator
 def test_english_html_marks_the_chinese_clauses(evaluator, explainer):
     page = explainer.render(traced(evaluator, golden_household("example")), "en", "html")
     assert '<html lang="en">' in page and '<blockquote lang="zh-CN">' in page
+
+
+def test_a_failing_explain_text_is_a_located_error_not_a_traceback(tmp_path):
+    text = Path(POLICY).read_text(encoding="utf-8").replace(
+        "{{ per_capita_income }}，{% if holds %}在", "{{ per_capita_income / 0 }}，{% if holds %}在", 1)
+    path = tmp_path / "p.policy"
+    path.write_text(text, encoding="utf-8")
+    shutil.copytree(ROOT / "policies" / "templates", tmp_path / "templates")
+    result = run("explain", EXAMPLE, "--policy", str(path), code=1)
+    assert f"{path}:" in result.stderr and "(explain text): the template failed: TypeError" in result.stderr
