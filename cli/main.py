@@ -116,7 +116,8 @@ def eval_cmd(household: str, policy_path: str | None, as_of: str | None, fmt: st
         if items is None:  # one household, written as one row
             text = first_text if first_text is not None else _read_text(household)[0]
             items = iter([Item("<stdin>" if household == "-" else household, text)])
-        _run_batch(policy, items, day, fmt or "jsonl", output, jobs, fail_on_invalid, progress)
+        _run_batch(policy, items, day, fmt or "jsonl", output, jobs, fail_on_invalid, progress,
+                   _input_size(household))
         return
     fmt = fmt or "text"
     if output is not None:
@@ -202,8 +203,18 @@ def _one_document(text: str) -> bool:
         return False
 
 
+def _input_size(household: str) -> int | None:
+    """How much input there is, for a progress bar: bytes of a file, files of a folder; None for a stream."""
+    path = Path(household)
+    if household == "-" or not path.exists():
+        return None
+    if path.is_dir():
+        return sum(1 for p in path.iterdir() if p.suffix.lower() == ".json")
+    return path.stat().st_size
+
+
 def _run_batch(policy: Any, items: Any, day: date | None, fmt: str, output: str | None, jobs: int | None,
-               fail_on_invalid: bool, progress: bool | None) -> None:
+               fail_on_invalid: bool, progress: bool | None, size: int | None = None) -> None:
     from policydsl.batch import Summary, Writer, default_jobs, evaluate_all
 
     show = sys.stderr.isatty() if progress is None else progress
@@ -212,17 +223,29 @@ def _run_batch(policy: Any, items: Any, day: date | None, fmt: str, output: str 
         out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout  # noqa: SIM115
     except OSError as exc:
         raise UsageError(f"{output}: cannot write it ({exc.strerror})") from None
+    bar: Any = None
+    if show and size:  # a bar over the input read so far (it runs a little ahead of the rows written)
+        bar = click.progressbar(length=size, label="evaluating", file=sys.stderr, show_pos=False, show_eta=True)
+        bar.__enter__()
+
+        def counted(stream: Any) -> Any:
+            for item in stream:
+                bar.update(item.size)
+                yield item
+        items = counted(items)
     try:
         writer = Writer(out, fmt, policy.report)
         for row in evaluate_all(policy, items, day, jobs or default_jobs()):
             writer.write(row)
             summary.add(row)
-            if show and summary.total % 1000 == 0:
+            if show and bar is None and summary.total % 1000 == 0:
                 click.echo(f"\r{summary.total:,} households…", nl=False, err=True)
     finally:
         if output:
             out.close()
-    if show:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    if show and bar is None:
         click.echo("\r", nl=False, err=True)
     click.echo(summary.render(), err=True)
     if fail_on_invalid and summary.invalid:

@@ -117,3 +117,10 @@ def test_many_households_are_written_as_rows(tmp_path, flags):
 def test_one_household_as_a_row():
     rows = list(csv.reader(io.StringIO(run("eval", EXAMPLE, "--format", "csv").stdout)))
     assert rows[1][:4] == [EXAMPLE, "", "true", "category_1"]
+
+
+def test_a_forced_progress_display_does_not_disturb_the_rows(tmp_path):
+    path = write_jsonl(tmp_path / "h.jsonl", households(3))
+    result = run("eval", str(path), "--progress", "-j", "1")
+    assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == ["h0", "h1", "h2"]
+    assert "evaluating" in result.stderr and "3 households: " in result.stderr
