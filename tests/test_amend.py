@@ -164,21 +164,13 @@ def test_diff_with_households_on_the_command_line(tmp_path):
 
 
 def test_screenshot_of_the_impact_report(tmp_path):
-    import subprocess
+    from tests.test_doc import png_pixels, screenshot
 
-    from tests.test_doc import _chromium, png_pixels
-
-    browser = _chromium()
-    if browser is None:
-        pytest.skip("no chromium binary found: the screenshot test needs headless Chromium")
     page = tmp_path / "diff.html"
     page.write_text(render_html(compare(load_policy(OLD), load_policy(NEW)),
                                 impact(load_policy(OLD), load_policy(NEW), households_for_2020())), encoding="utf-8")
     shot = tmp_path / "diff.png"
-    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1000,1600",
-                    f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120, check=False)
+    screenshot(page, shot, "1000,1600")
     width, height, rows = png_pixels(shot.read_bytes())
     assert (width, height) == (1000, 1600)
     bpp = len(rows[0]) // width

@@ -8,6 +8,7 @@ import shutil
 import struct
 import subprocess
 import zlib
+from pathlib import Path
 
 import pytest
 from markupsafe import escape
@@ -253,22 +254,27 @@ def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def test_screenshot_of_the_page(policy, tmp_path):
+def screenshot(page: Path, shot: Path, size: str) -> None:
+    """Render a page with headless Chromium into a PNG (``size`` as WIDTH,HEIGHT); skip without Chromium."""
     browser = _chromium()
     if browser is None:
         pytest.skip("no chromium binary found: the screenshot test needs headless Chromium")
-    page = tmp_path / "anju_2019.html"
-    page.write_text(render_doc(policy, "html"), encoding="utf-8")
-    shot = tmp_path / "anju_2019.png"
-    profile = tmp_path / "profile"
     cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
            "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-           f"--user-data-dir={profile}", "--window-size=1000,1400", f"--screenshot={shot}", page.as_uri()]
+           f"--user-data-dir={shot.parent / 'profile'}", f"--window-size={size}", f"--screenshot={shot}",
+           page.as_uri()]
     try:
         subprocess.run(cmd, capture_output=True, timeout=120, check=False)
     except subprocess.TimeoutExpired:
         pytest.fail("headless Chromium did not finish within 120 s")
     assert shot.is_file() and shot.stat().st_size > 0, "Chromium wrote no screenshot"
+
+
+def test_screenshot_of_the_page(policy, tmp_path):
+    page = tmp_path / "anju_2019.html"
+    page.write_text(render_doc(policy, "html"), encoding="utf-8")
+    shot = tmp_path / "anju_2019.png"
+    screenshot(page, shot, "1000,1400")
     width, height, rows = png_pixels(shot.read_bytes())
     assert (width, height) == (1000, 1400)
     bpp = len(rows[0]) // width
