@@ -215,7 +215,7 @@ def _input_size(household: str) -> int | None:
 
 def _run_batch(policy: Any, items: Any, day: date | None, fmt: str, output: str | None, jobs: int | None,
                fail_on_invalid: bool, progress: bool | None, size: int | None = None) -> None:
-    from policydsl.batch import Summary, Writer, default_jobs, evaluate_all
+    from policydsl.batch import Summary, Writer, default_jobs, render_all
 
     show = sys.stderr.isatty() if progress is None else progress
     summary = Summary()
@@ -235,10 +235,10 @@ def _run_batch(policy: Any, items: Any, day: date | None, fmt: str, output: str 
         items = counted(items)
     try:
         writer = Writer(out, fmt, policy.report)
-        for row in evaluate_all(policy, items, day, jobs or default_jobs()):
-            writer.write(row)
-            summary.add(row)
-            if show and bar is None and summary.total % 1000 == 0:
+        for text, part in render_all(policy, items, fmt, day, jobs or default_jobs()):
+            writer.write_text(text)
+            summary.merge(part)
+            if show and bar is None:
                 click.echo(f"\r{summary.total:,} households…", nl=False, err=True)
     finally:
         if output:

@@ -1,0 +1,567 @@
+"""The compiled batch path: a checked policy compiled once into column operations over many households.
+
+Every expression becomes a function of a chunk of households (``batch_read.Columns``) that returns a
+whole column at once, computed with numpy on exact integers: an amount is a numerator column over a
+denominator (cents over 100, an income per person over 100 × members), comparisons cross-multiply, and
+where a product could leave int64 the column switches to Python integers (still exact, only slower).
+Nothing is ever a float. Missing facts follow the same three-valued logic as the reference evaluator,
+with a *known* mask beside every column.
+
+This path only answers for a household when its answer is complete: every category, measure and status
+decided, no division by zero anywhere, a parameter value in force. Any other household — one with
+missing facts, say — is handed back (``None``) and the reference evaluator (``evaluator.py``) answers for
+it, with its list of missing facts. A property-based test requires both paths to give identical rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from fractions import Fraction
+from math import lcm
+from typing import Any
+
+import numpy as np
+
+from . import nodes as n
+from .batch_read import ColumnReader, Columns, Leaf, Unsupported
+from .checker import CheckedPolicy
+from .evaluator import Evaluator
+
+SAFE = 2**62  # a product whose bound stays under this is computed in int64; above, in Python integers
+_EPOCH = date(1970, 1, 1).toordinal()
+
+
+@dataclass
+class Num:
+    """An exact number per household: ``num / den`` (den > 0), ``bound`` ≥ |num|, ``dbound`` ≥ den.
+
+    ``dkey`` names the denominator: two columns with equal keys have equal denominators, so they add
+    without multiplying out."""
+
+    num: Any  # np.ndarray (int64 or object) or int
+    den: Any  # np.ndarray or int
+    known: Any  # np.ndarray of bool or True
+    bound: int
+    dbound: int
+    dkey: Any
+    nkey: Any = None  # names the numerator when it is a fact, a parameter or a constant as such
+
+
+@dataclass
+class Col:
+    """Any other value per household: bool, text, set (bit mask), date (ordinal), list (length) or month."""
+
+    kind: str
+    values: Any
+    known: Any
+
+
+@dataclass
+class Window:
+    months: int
+    anchor: Any  # month index per household (months since 1970-01)
+
+
+@dataclass
+class SeriesRef:
+    leaf: Leaf
+    path: str
+
+
+Fn = Callable[["Chunk"], Any]
+
+
+class Chunk:
+    """Per-chunk state: the columns, the day of each household, values computed so far."""
+
+    def __init__(self, cols: Columns, day: np.ndarray, params: dict[str, Num], trouble: np.ndarray) -> None:
+        self.cols = cols
+        self.day = day
+        self.params = params
+        self.trouble = trouble  # households this path must hand back (a division by zero, …)
+        self.defs: dict[str, Any] = {}
+        self.vars: dict[str, Any] = {}
+
+
+def _big(*bounds: int) -> bool:
+    return any(b >= SAFE for b in bounds)
+
+
+def _exact(x: Any, big: bool) -> Any:
+    """``x`` as Python integers when a result could leave int64."""
+    if big and isinstance(x, np.ndarray) and x.dtype != object:
+        return x.astype(object)
+    return x
+
+
+def _and(a: Col, b: Col) -> Col:
+    false = (a.known & ~a.values) | (b.known & ~b.values)
+    true = a.known & a.values & b.known & b.values
+    return Col("bool", true, true | false)
+
+
+def _or(a: Col, b: Col) -> Col:
+    true = (a.known & a.values) | (b.known & b.values)
+    false = a.known & ~a.values & b.known & ~b.values
+    return Col("bool", true, true | false)
+
+
+def _not(a: Col) -> Col:
+    return Col("bool", ~a.values, a.known)
+
+
+def _bool(values: Any, size: int) -> Col:
+    return Col("bool", np.full(size, values, dtype=bool), np.ones(size, dtype=bool))
+
+
+class ColumnCompiler:
+    """Compiles expressions of a checked policy to column functions; raises ``Unsupported`` otherwise."""
+
+    def __init__(self, policy: CheckedPolicy) -> None:
+        self.policy = policy
+        self.defs: dict[str, Fn] = {}
+        self.member_bits: dict[str, int] = {}
+        for enum in policy.enums.values():
+            for i, m in enumerate(enum.members):
+                self.member_bits[m.name] = 1 << i
+
+    def definition(self, name: str) -> Fn:
+        fn = self.defs.get(name)
+        if fn is None:
+            decl = self.policy.symbols[name].decl
+            assert isinstance(decl, n.Definition)
+            body = self.compile(decl.expr)
+
+            def memo(k: Chunk) -> Any:
+                if name not in k.defs:
+                    k.defs[name] = body(k)
+                return k.defs[name]
+            fn = self.defs[name] = memo
+        return fn
+
+    def compile(self, e: n.Expr) -> Fn:  # noqa: C901 - one case per node kind
+        if isinstance(e, (n.Number, n.Money)):
+            v = Fraction(e.value)
+            const = Num(v.numerator, v.denominator, True, abs(v.numerator), v.denominator, v.denominator,
+                        ("const", v))
+            return lambda k: const
+        if isinstance(e, n.Boolean):
+            flag = e.value
+            return lambda k: _bool(flag, len(k.cols))
+        if isinstance(e, n.Text):
+            text = e.value
+            return lambda k: Col("text", text, True)
+        if isinstance(e, n.DateLiteral):
+            ordinal = e.value.toordinal()
+            return lambda k: Col("date", ordinal, True)
+        if isinstance(e, n.Name):
+            return self.name(e)
+        if isinstance(e, n.Call):
+            arg = self.compile(e.argument)
+            if e.function == "annual":
+                return lambda k: _mul(arg(k), TWELVE)
+            return lambda k: _div(k, arg(k), TWELVE)
+        if isinstance(e, n.SetLiteral):
+            mask = 0
+            for item in e.items:
+                if not isinstance(item, n.Name) or item.name not in self.member_bits:
+                    raise Unsupported("a set written with something other than enum members")
+                mask |= self.member_bits[item.name]
+            return lambda k: Col("set", mask, True)
+        if isinstance(e, n.Index):
+            if self.kind(e.target) != "series":
+                raise Unsupported("indexing something other than a monthly series")
+            target, index = self.compile(e.target), self.compile(e.index)
+            return lambda k: _at(target(k), index(k))
+        if isinstance(e, n.FieldAccess):
+            target_name = e.target.name if isinstance(e.target, n.Name) else ""
+            if getattr(self.policy.symbols.get(target_name), "kind", None) != "input":
+                raise Unsupported("a field of something other than an input record")
+            path = f"{target_name}.{e.name}"
+            return lambda k: _leaf(k, path)
+        if isinstance(e, n.Negate):
+            operand = self.compile(e.operand)
+            return lambda k: _neg(operand(k))
+        if isinstance(e, n.BinOp):
+            left, right = self.compile(e.left), self.compile(e.right)
+            if e.op == "/":
+                return lambda k: _div(k, left(k), right(k))
+            if e.op == "*":
+                return lambda k: _mul(left(k), right(k))
+            sign = 1 if e.op == "+" else -1
+            return lambda k: _add(left(k), right(k), sign)
+        if isinstance(e, n.Compare):
+            if not {self.kind(e.left), self.kind(e.right)} <= {"money", "count", "number", "boolean", "text",
+                                                               "enum", "date"}:
+                raise Unsupported("comparing values other than numbers, yes/no facts, texts and dates")
+            left, right, op = self.compile(e.left), self.compile(e.right), e.op
+            return lambda k: _compare(op, left(k), right(k))
+        if isinstance(e, n.Member):
+            element = e.element.name if isinstance(e.element, n.Name) else ""
+            if getattr(self.policy.symbols.get(element), "kind", None) != "member" or self.kind(e.collection) != "set":
+                raise Unsupported("'in' with something other than an enum member on its left")
+            bit, coll, neg = self.member_bits[element], self.compile(e.collection), e.negated
+
+            def member(k: Chunk) -> Col:
+                s = coll(k)
+                return Col("bool", ((s.values & bit) != 0) != neg, s.known)
+            return member
+        if isinstance(e, n.HasAny):
+            if self.kind(e.left) != "set" or self.kind(e.right) != "set":
+                raise Unsupported("'has any of' on something other than sets")
+            left, right, every = self.compile(e.left), self.compile(e.right), e.all
+
+            def has(k: Chunk) -> Col:
+                a, b = left(k), right(k)
+                both = a.values & b.values
+                out = both == b.values if every else both != 0
+                return Col("bool", np.broadcast_to(out, (len(k.cols),)), a.known & b.known)
+            return has
+        if isinstance(e, n.IsEmpty):
+            if self.kind(e.operand) not in ("set", "list"):
+                raise Unsupported("'is empty' on something other than a set or a list")
+            operand, neg = self.compile(e.operand), e.negated
+
+            def empty(k: Chunk) -> Col:
+                v = operand(k)
+                return Col("bool", (v.values == 0) != neg, v.known)
+            return empty
+        if isinstance(e, n.Count):
+            if self.kind(e.operand) not in ("set", "list"):
+                raise Unsupported("'count of' something other than a set or a list")
+            operand = self.compile(e.operand)
+
+            def count(k: Chunk) -> Num:
+                v = operand(k)
+                size = v.values if v.kind == "list" else np.bitwise_count(v.values).astype(np.int64)
+                return Num(size, 1, v.known, _bound(size), 1, 1)
+            return count
+        if isinstance(e, n.Not):
+            operand = self.compile(e.operand)
+            return lambda k: _not(operand(k))
+        if isinstance(e, (n.And, n.Or)):
+            left, right, join = self.compile(e.left), self.compile(e.right), _and if isinstance(e, n.And) else _or
+            return lambda k: join(left(k), right(k))
+        if isinstance(e, n.Window):
+            anchor, months = self.compile(e.anchor), e.months
+
+            def window(k: Chunk) -> Window:
+                d = anchor(k)
+                return Window(months, _month_index(np.broadcast_to(d.values, (len(k.cols),))))
+            return window
+        if isinstance(e, n.Quantified):
+            return self.over_window(e.iterable, e.var, e.body, "every" if e.every else "any")
+        if isinstance(e, n.Aggregate):
+            return self.over_window(e.iterable, e.var, e.body, e.function)
+        raise Unsupported(f"{type(e).__name__} expressions")
+
+    def kind(self, e: n.Expr) -> str | None:
+        """The checked type's kind of an expression (money, set, series, window, …)."""
+        t = self.policy.types.get(id(e))
+        return None if t is None else t.kind
+
+    def over_window(self, iterable: n.Expr, var: str, body_expr: n.Expr, how: str) -> Fn:
+        """``every``/``any``/``sum``/``mean``/``count`` of a body over the months of a window."""
+        if self.kind(iterable) != "window":
+            raise Unsupported("quantifiers and aggregates over something other than a window of months")
+        items, body = self.compile(iterable), self.compile(body_expr)
+
+        def over(k: Chunk) -> Any:
+            w = items(k)
+            saved = k.vars.get(var)
+            acc: Any = None
+            for j in range(w.months):
+                k.vars[var] = Col("month", w.anchor - w.months + j, True)
+                v = body(k)
+                if how == "count":
+                    v = Num(v.values.astype(np.int64), 1, v.known, 1, 1, 1)
+                if acc is None:
+                    acc = v
+                elif how == "every":
+                    acc = _and(acc, v)
+                elif how == "any":
+                    acc = _or(acc, v)
+                else:
+                    acc = _add(acc, v, 1)
+            k.vars[var] = saved
+            if acc is None:  # an empty window (0 months)
+                size = len(k.cols)
+                if how in ("every", "any"):
+                    return _bool(how == "every", size)
+                if how == "mean":
+                    k.trouble |= True
+                return Num(np.zeros(size, dtype=np.int64), 1, True, 0, 1, 1)
+            if how == "mean":
+                return _div(k, acc, Num(w.months, 1, True, w.months, 1, 1, ("const", w.months)))
+            return acc
+        return over
+
+    def name(self, e: n.Name) -> Fn:
+        name = e.name
+        if name == "as_of":
+            return lambda k: Col("date", k.day, True)
+        sym = self.policy.symbols.get(name)
+        if sym is None:  # a loop variable: a month of a window (the only loops compiled)
+            return lambda k: k.vars[name]
+        if sym.kind == "input":
+            return lambda k: _leaf(k, name)
+        if sym.kind == "parameter":
+            return lambda k: k.params[name]
+        if sym.kind == "member":
+            return lambda k: Col("text", name, True)
+        if sym.kind == "definition":
+            return self.definition(name)
+        raise Unsupported(f"the name {name}")
+
+
+TWELVE = Num(12, 1, True, 12, 1, 1, ("const", 12))
+
+
+def _bound(values: Any) -> int:
+    if isinstance(values, np.ndarray):
+        return int(np.abs(values).max(initial=0))
+    return abs(int(values))
+
+
+def _leaf(k: Chunk, path: str) -> Any:
+    leaf = k.cols.leaves[path]
+    if leaf.kind == "num":
+        return Num(leaf.values, leaf.den, leaf.known, _bound(leaf.values), leaf.den, leaf.den, ("leaf", path))
+    if leaf.kind == "series":
+        return SeriesRef(leaf, path)
+    return Col(leaf.kind, leaf.values, leaf.known)
+
+
+def _month_index(ordinals: np.ndarray) -> np.ndarray:
+    """year × 12 + month - 1 of each day (the month index ``batch_read`` keys series by)."""
+    days = (ordinals - _EPOCH).astype("datetime64[D]")
+    return days.astype("datetime64[M]").astype(np.int64) + 1970 * 12
+
+
+def _at(series: SeriesRef, month: Col) -> Num:
+    """One month of a series for every household (a sorted search in the flattened series)."""
+    key, values = series.leaf.values
+    size = len(month.values)
+    wanted = (np.arange(size, dtype=np.int64) << 20) | month.values
+    if len(key):
+        pos = np.minimum(np.searchsorted(key, wanted), len(key) - 1)
+        known = key[pos] == wanted
+        got = np.where(known, values[pos], 0)
+    else:
+        known, got = np.zeros(size, dtype=bool), np.zeros(size, dtype=np.int64)
+    den = series.leaf.den
+    return Num(got, den, known, _bound(got), den, den)
+
+
+def _neg(a: Num) -> Num:
+    return Num(-a.num, a.den, a.known, a.bound, a.dbound, a.dkey)
+
+
+def _add(a: Num, b: Num, sign: int) -> Num:
+    known = a.known & b.known
+    if a.dkey == b.dkey or (type(a.den) is int and a.den == b.den):
+        big = _big(a.bound + b.bound)
+        num = _exact(a.num, big) + sign * _exact(b.num, big)
+        return Num(num, a.den, known, a.bound + b.bound, a.dbound, a.dkey)
+    bound, dbound = a.bound * b.dbound + b.bound * a.dbound, a.dbound * b.dbound
+    big = _big(bound, dbound)
+    an, ad, bn, bd = (_exact(x, big) for x in (a.num, a.den, b.num, b.den))
+    return Num(an * bd + sign * bn * ad, ad * bd, known, bound, dbound, ("*", a.dkey, b.dkey))
+
+
+def _mul(a: Num, b: Num) -> Num:
+    bound, dbound = a.bound * b.bound, a.dbound * b.dbound
+    big = _big(bound, dbound)
+    an, ad, bn, bd = (_exact(x, big) for x in (a.num, a.den, b.num, b.den))
+    return Num(an * bn, ad * bd, a.known & b.known, bound, dbound, ("*", a.dkey, b.dkey))
+
+
+def _div(k: Chunk, a: Num, b: Num) -> Num:
+    zero = b.num == 0
+    if np.any(zero & b.known):
+        k.trouble |= zero & b.known  # the reference raises its division-by-zero error: let it
+    bound, dbound = a.bound * b.dbound, a.dbound * b.bound
+    big = _big(bound, dbound)
+    an, ad, bn, bd = (_exact(x, big) for x in (a.num, a.den, b.num, b.den))
+    if isinstance(bn, np.ndarray):
+        signs = np.where(bn < 0, -1, 1)
+        divisor = np.where(zero, 1, bn * signs)
+        dkey = ("/", a.dkey, b.dkey, b.nkey) if b.nkey is not None else object()  # object(): equal to no other
+        return Num(an * bd * signs, ad * divisor, a.known & b.known, bound, dbound, dkey)
+    sign = -1 if bn < 0 else 1
+    size = abs(bn) or 1  # by zero: every household is handed back above
+    return Num(an * bd * sign, ad * size, a.known & b.known, bound, dbound, ("*", a.dkey, size))
+
+
+_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal, "=": np.equal, "!=": np.not_equal}
+
+
+def _compare(op: str, a: Any, b: Any) -> Col:
+    if isinstance(a, Num):
+        big = _big(a.bound * b.dbound, b.bound * a.dbound)
+        an, ad, bn, bd = (_exact(x, big) for x in (a.num, a.den, b.num, b.den))
+        out = _OPS[op](an * bd, bn * ad)
+    else:
+        out = _OPS[op](a.values, b.values)
+    return Col("bool", np.asarray(out, dtype=bool), a.known & b.known)
+
+
+class BatchEvaluator:
+    """A policy compiled for column-wise evaluation; ``rows`` answers for whole chunks of households."""
+
+    def __init__(self, policy: CheckedPolicy) -> None:
+        self.policy = policy
+        self.reader = ColumnReader(policy)
+        self.compiler = ColumnCompiler(policy)
+        self.reference = Evaluator(policy)
+        c = self.compiler
+        self.rules = {id(r): [c.compile(cond.expr) for cond in r.conditions] for r in policy.rules}
+        self.reports = [(name, c.name(n.Name(n.NOWHERE, name))) for name in policy.report]
+        header = policy.policy.header
+        self.head = {"id": header.id, "title": header.title, "sha256": policy.sha256}
+        self.in_force = None if header.in_force is None else tuple(d.toordinal() for d in header.in_force)
+        self.params = []
+        for p in policy.policy.parameters:
+            den = lcm(*(Fraction(v.value).denominator for v in p.values))
+            nums = np.array([int(Fraction(v.value) * den) for v in p.values], dtype=object)
+            self.params.append((p.name, np.array([v.start.toordinal() for v in p.values]), nums, den))
+        self.warnings: dict[int, list[str]] = {}
+
+    def _params(self, day: np.ndarray, trouble: np.ndarray) -> dict[str, Num]:
+        out = {}
+        for name, starts, nums, den in self.params:
+            index = np.searchsorted(starts, day, side="right") - 1
+            trouble |= index < 0  # before the first value: the reference's error says so
+            values = nums[np.maximum(index, 0)]
+            bound = max(abs(int(v)) for v in nums)
+            if bound < SAFE:
+                values = values.astype(np.int64)
+            out[name] = Num(values, den, True, bound, den, den, ("param", name))
+        return out
+
+    def _stale(self, ordinal: int) -> list[str]:
+        if ordinal not in self.warnings:
+            day = date.fromordinal(ordinal)
+            try:
+                values = self.reference.parameter_values(day)
+            except Exception:  # before the first value: such households never reach here
+                values = {}
+            self.warnings[ordinal] = self.reference.stale_parameters(values, day)
+        return self.warnings[ordinal]
+
+    def rows(self, texts: list[str], sources: list[str], as_of: date | None) -> list[dict[str, Any] | None]:
+        """One result row per text (as ``batch.Worker.row`` writes it), or None where the reference must answer."""
+        out: list[dict[str, Any] | None] = [None] * len(texts)
+        cols = self.reader.read(texts)
+        size = len(cols)
+        if not size:
+            return out
+        if as_of is not None:
+            day = np.full(size, as_of.toordinal(), dtype=np.int64)
+        else:
+            day = np.where(cols.as_of != 0, cols.as_of, date.today().toordinal())
+        trouble = np.zeros(size, dtype=bool)
+        k = Chunk(cols, day, self._params(day, trouble), trouble)
+        pol = self.policy
+
+        def own(rule: n.Rule | None) -> Col:
+            result = _bool(True, size)
+            if rule is not None:
+                for fn in self.rules[id(rule)]:
+                    result = _and(result, fn(k))
+            return result
+
+        decided = np.ones(size, dtype=bool)
+        held: dict[str, np.ndarray] = {}
+
+        def record(rule: n.Rule, gate: Col) -> Col:
+            r = _and(gate, own(rule))
+            decided[:] &= r.known
+            held[rule.id] = r.values & r.known
+            return r
+
+        pre = own(pol.precondition)
+        eligible = _bool(False, size)
+        for rule in pol.categories:
+            eligible = _or(eligible, record(rule, pre))
+        for rule in pol.measures:
+            record(rule, eligible)
+        status_gate = own(pol.status_precondition) if pol.statuses else _bool(False, size)
+        not_before = _bool(True, size)
+        status = np.full(size, -1, dtype=np.int64)
+        for i, rule in enumerate(pol.statuses):
+            gate = _and(status_gate, not_before)
+            mine = own(rule)
+            r = _and(gate, mine)
+            decided &= r.known
+            status = np.where((status < 0) & r.values & r.known, i, status)
+            last = Col("bool", np.where(gate.known & ~gate.values, True, mine.values),
+                       (gate.known & ~gate.values) | mine.known)
+            not_before = _and(not_before, _not(last))
+        reports = [(name, fn(k)) for name, fn in self.reports]
+        good = decided & ~k.trouble
+        categories = [r.id for r in pol.categories]
+        measures = [r.id for r in pol.measures]
+        cat_held = np.stack([held[c] for c in categories], axis=1) if categories else np.zeros((size, 0), bool)
+        mea_held = np.stack([held[m] for m in measures], axis=1) if measures else np.zeros((size, 0), bool)
+        shown = [self._values(name, v, size) for name, v in reports]
+        in_force = np.ones(size, dtype=bool) if self.in_force is None else \
+            (day >= self.in_force[0]) & (day <= self.in_force[1])
+        iso: dict[int, str] = {}
+        lists: dict[bytes, list[str]] = {}
+        status_ids = [r.id for r in pol.statuses]
+        for i in np.flatnonzero(good).tolist():
+            d = int(day[i])
+            if d not in iso:
+                iso[d] = date.fromordinal(d).isoformat()
+            ckey, mkey = cat_held[i].tobytes(), b"m" + mea_held[i].tobytes()
+            if ckey not in lists:
+                lists[ckey] = [c for c, h in zip(categories, cat_held[i], strict=True) if h]
+            if mkey not in lists:
+                lists[mkey] = [m for m, h in zip(measures, mea_held[i], strict=True) if h]
+            cats = lists[ckey]
+            row: dict[str, Any] = {"source": sources[cols.rows[i]]}
+            if cols.ids[i] is not None:
+                row["id"] = cols.ids[i]
+            row.update({
+                "policy": self.head, "as_of": iso[d], "in_force": bool(in_force[i]),
+                "eligible": bool(eligible.values[i]), "categories": list(cats),
+                "primary_category": cats[0] if cats else None, "undetermined": [], "measures": list(lists[mkey]),
+                "status": status_ids[status[i]] if status[i] >= 0 else None, "missing": [],
+                "values": {name: text[i] for name, text in shown if text[i] is not None}})
+            warnings = self._stale(d)
+            if warnings:
+                row["warnings"] = list(warnings)
+            out[cols.rows[i]] = row
+        return out
+
+    def _values(self, name: str, v: Num, size: int) -> tuple[str, list[str | None]]:
+        """A reported value per household, written as the reference writes it (None where unknown):
+        an amount, or a fraction, to the cent rounded half up; a whole number as it is."""
+        big = _big(2 * v.bound * 100 + v.dbound, 2 * v.dbound)
+        num = np.broadcast_to(_exact(np.asarray(v.num), big), (size,))
+        den = np.broadcast_to(_exact(np.asarray(v.den), big), (size,))
+        known = np.broadcast_to(np.asarray(v.known), (size,))
+        cents = (2 * abs(num) * 100 + den) // (2 * den)
+        sign = np.where((num < 0) & (cents > 0), "-", "")
+        money = self.policy.symbols[name].type.kind == "money"
+        whole = np.zeros(size, dtype=bool) if money else (num % den == 0)
+        texts: list[str | None] = [
+            None if not ok else str(n_ // d_) if w else f"{s_}{c // 100}.{c % 100:02d}"
+            for ok, w, n_, d_, c, s_ in zip(known.tolist(), whole.tolist(), num.tolist(), den.tolist(),
+                                            cents.tolist(), sign.tolist(), strict=True)]
+        return name, texts
+
+
+def compile_batch(policy: CheckedPolicy) -> BatchEvaluator | None:
+    """The compiled batch evaluator for a policy, or None when it uses something only the reference handles."""
+    try:
+        return BatchEvaluator(policy)
+    except Unsupported:
+        return None
+
+
+__all__ = ["BatchEvaluator", "compile_batch"]

@@ -1,0 +1,369 @@
+"""Reading many households at once into columns, for the compiled batch path (``batch_eval``).
+
+The policy's input declarations become msgspec types, so decoding and most validation run in C; the
+rest (amounts, months, dates) is checked here, column by column. This reader only *accepts* what the
+reference reader (``household.py``) would accept without a problem or a warning, and reads it to the same
+exact values. Everything else — a syntax error, a wrong type, a key given twice, an amount written as
+text or with more than two decimals, a stray space, an unknown key — is *declined*: that household goes
+to the reference reader, which gives its error or warning. Declining is always safe; accepting must
+be exact.
+
+Amounts are kept as integers of hundredths (cents), counts as integers: never a float.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Annotated, Any, Literal
+
+import msgspec
+import numpy as np
+
+from . import nodes as n
+from .checker import CheckedPolicy
+from .household import DATE_TEXT, LARGEST, MONTH_KEY
+
+UNSET = msgspec.UNSET
+SCALE = {"money": 100, "number": 10**6}  # the denominator a read amount or number is kept over
+_DECIMALS = {"money": 2, "number": 6}
+_LONGEST = 16  # characters of an amount this path reads (up to 10^12 元 in cents); longer: the reference
+_ID_INT = re.compile(rb"-?\d{1,15}")
+_POW10 = np.array([10**i for i in range(19)], dtype=np.int64)
+_PLAIN = np.zeros(256, dtype=bool)  # the bytes of a plain number literal, and the padding of short ones
+_PLAIN[list(b"0123456789.-\0")] = True
+_DIGIT = np.zeros(256, dtype=np.int64)
+_DIGIT[48:58] = np.arange(10)
+_EMPTY: dict[str, Any] = {}
+astuple = msgspec.structs.astuple
+
+
+class Unsupported(Exception):
+    """The policy declares or uses something the compiled path does not handle (the reference does)."""
+
+
+@dataclass
+class Leaf:
+    """One column: a fact of every accepted household (``known`` False where it is absent or null).
+
+    kind is num (``values`` integers over ``den``), bool, text, set (a bit mask of enum members), list
+    (only its length), series (per household a dict month → integer over ``den``) or date (ordinals)."""
+
+    kind: str
+    values: Any
+    known: np.ndarray
+    den: int = 1
+
+
+@dataclass
+class Columns:
+    """Households read into columns: ``rows`` are their positions in the chunk that was read."""
+
+    rows: list[int]
+    leaves: dict[str, Leaf]
+    as_of: np.ndarray  # ordinal of the household's own as_of, 0 where it gives none
+    ids: list[Any] = field(default_factory=list)  # the household's 'id' when it gives one, else None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def _optional(t: Any) -> Any:
+    return t | None | msgspec.UnsetType
+
+
+class ColumnReader:
+    """Reads JSON texts of households into ``Columns`` for one checked policy."""
+
+    def __init__(self, policy: CheckedPolicy) -> None:
+        self.policy = policy
+        self.structs: dict[str, Any] = {}
+        top: list[tuple[str, Any, Any]] = []
+        self.plan: list[tuple[str, n.TypeExpr]] = []  # (path, type) of every leaf column, records flattened
+        for decl in policy.policy.inputs:
+            top.append((decl.name, self._type(decl.type, decl.name), UNSET))
+        if "as_of" not in {d.name for d in policy.policy.inputs}:
+            top.append(("as_of", _optional(str), UNSET))
+        if "id" not in {d.name for d in policy.policy.inputs}:
+            top.append(("id", msgspec.Raw, UNSET))
+        household = msgspec.defstruct("Household", top, forbid_unknown_fields=True)
+        self.decoder = msgspec.json.Decoder(household)
+        self.top = [name for name, _, _ in top]
+        self.record_of = {d.name: d.type.of or "" for d in policy.policy.inputs
+                          if d.type.kind == "named" and d.type.of in policy.records}
+        self.record_inputs = {name: len(policy.records[of].fields) for name, of in self.record_of.items()}
+        self.dates: dict[str, int | None] = {}
+        self.months: dict[str, int] = {}  # month key → month index (year × 12 + month - 1), -1 if not a month
+
+    # ------------------------------------------------------------ msgspec types from the declarations
+
+    def _type(self, te: n.TypeExpr, path: str, in_list: bool = False) -> Any:
+        kind = te.kind
+        if kind in ("money", "number"):
+            if not in_list:
+                self.plan.append((path, te))
+            return msgspec.Raw  # the literal's own text, read exactly below (a JSON null reads as missing)
+        if kind == "monthly":
+            if in_list:
+                raise Unsupported(f"{path}: a monthly series inside a list")
+            self.plan.append((path, te))
+            return _optional(dict[str, msgspec.Raw])
+        if kind == "count":
+            if not in_list:
+                self.plan.append((path, te))
+            low = _low(te.minimum, 1) if te.minimum is not None else -LARGEST + 1
+            return _optional(Annotated[int, msgspec.Meta(ge=max(low, -LARGEST + 1), le=LARGEST - 1)])
+        if kind in ("boolean", "text", "date"):
+            if not in_list:
+                self.plan.append((path, te))
+            return _optional({"boolean": bool, "text": str, "date": str}[kind])
+        if kind == "set":
+            if not in_list:
+                self.plan.append((path, te))
+            return _optional(list[self._enum(te.of)])  # type: ignore[misc]
+        if kind == "list":
+            if in_list:
+                raise Unsupported(f"{path}: a list inside a list")
+            self.plan.append((path, te))
+            return _optional(list[self._record(te.of or "", path, in_list=True)])  # type: ignore[misc]
+        if kind == "named" and te.of in self.policy.enums:
+            if not in_list:
+                self.plan.append((path, te))
+            return _optional(self._enum(te.of))
+        if kind == "named":
+            if in_list or "." in path:
+                raise Unsupported(f"{path}: a record inside a record or a list item")
+            return _optional(self._record(te.of or "", path, in_list=False))
+        raise Unsupported(f"{path}: inputs of kind {kind}")
+
+    def _enum(self, name: str | None) -> Any:
+        members = tuple(m.name for m in self.policy.enums[name or ""].members)
+        return Literal[members]  # type: ignore[valid-type]
+
+    def _record(self, name: str, path: str, in_list: bool) -> Any:
+        key = f"{name}/{in_list}"
+        if key not in self.structs:
+            rec = self.policy.records[name]
+            fields = []
+            for f in rec.fields:
+                if in_list and f.type.kind not in ("boolean", "count", "set") and not (
+                        f.type.kind == "named" and f.type.of in self.policy.enums):
+                    raise Unsupported(f"{path}: list items with {f.type.kind} fields")
+                fields.append((f.name, self._type(f.type, f"{path}.{f.name}", in_list), UNSET))
+            self.structs[key] = msgspec.defstruct(f"R_{name}_{int(in_list)}", fields, forbid_unknown_fields=True)
+        elif not in_list:
+            for f in self.policy.records[name].fields:
+                self._type(f.type, f"{path}.{f.name}", in_list)
+        return self.structs[key]
+
+    # ------------------------------------------------------------ reading
+
+    def read(self, texts: list[str]) -> Columns:
+        """The households among ``texts`` that the reference would accept as they are, in columns."""
+        decoded: list[Any] = []
+        rows: list[int] = []
+        decode = self.decoder.decode
+        for i, text in enumerate(texts):
+            try:
+                decoded.append(decode(text))
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                continue
+            rows.append(i)
+        size = len(decoded)
+        ok = np.ones(size, dtype=bool)
+        # Keys given twice: msgspec keeps the last one silently, the reference refuses them. Every key is
+        # followed by one colon and texts can only add more colons, never fewer, so as many colons as keys
+        # read means that no key was repeated.
+        tuples = [astuple(h) for h in decoded]
+        keys = np.fromiter((len(t) - t.count(UNSET) for t in tuples), dtype=np.int64, count=size)
+        tops = dict(zip(self.top, zip(*tuples, strict=True), strict=True)) if size else \
+            {name: () for name in self.top}
+        fields: dict[str, tuple[Any, ...]] = {}
+        for name, width in self.record_inputs.items():
+            blank = (UNSET,) * width
+            inner = [blank if r is UNSET or r is None else astuple(r) for r in tops[name]]
+            keys += np.fromiter((width - t.count(UNSET) for t in inner), dtype=np.int64, count=size)
+            names = [f.name for f in self.policy.records[self.record_of[name]].fields]
+            if size:
+                fields.update(zip((f"{name}.{f}" for f in names), zip(*inner, strict=True), strict=True))
+            else:
+                fields.update((f"{name}.{f}", ()) for f in names)
+        leaves = {path: self._leaf(list(tops[path] if path in tops else fields[path]), te, ok, keys)
+                  for path, te in self.plan}
+        colons = np.fromiter((texts[i].count(":") for i in rows), dtype=np.int64, count=size)
+        ok &= colons == keys
+        day = self._as_of(tops["as_of"], ok) if "as_of" in tops else np.zeros(size, dtype=np.int64)
+        ids = [None if v is UNSET else _id(v) for v in tops["id"]] if "id" in tops else [None] * size
+        if not ok.all():
+            keep = np.flatnonzero(ok)
+            rows = [rows[i] for i in keep]
+            ids = [ids[i] for i in keep]
+            day = day[keep]
+            leaves = {k: _take(leaf, keep, size) for k, leaf in leaves.items()}
+        return Columns(rows, leaves, day, ids)
+
+    def _leaf(self, raw: list[Any], te: n.TypeExpr, ok: np.ndarray, keys: np.ndarray) -> Leaf:
+        kind = te.kind
+        size = len(raw)
+        if kind in ("money", "number"):
+            values, known, bad = parse_units([b"" if r is UNSET else bytes(r) for r in raw], _DECIMALS[kind])
+            low = _low(te.minimum, SCALE[kind])
+            if low is not None:
+                bad |= known & (values < low)
+            ok &= ~bad
+            return Leaf("num", values, known, SCALE[kind])
+        if kind == "monthly":
+            return self._series(raw, _low(te.minimum, 100), ok, keys)
+        known = np.fromiter((r is not UNSET and r is not None for r in raw), dtype=bool, count=size)
+        if kind == "count":
+            return Leaf("num", np.fromiter((r if type(r) is int else 0 for r in raw), dtype=np.int64, count=size),
+                        known, 1)
+        if kind == "boolean":
+            return Leaf("bool", np.fromiter((r is True for r in raw), dtype=bool, count=size), known)
+        if kind == "text":
+            values = np.array([r if type(r) is str else "" for r in raw], dtype=object)
+            for i, r in enumerate(raw):
+                if type(r) is str and r != r.strip():
+                    ok[i] = False  # the reference warns about the spaces: let it
+            return Leaf("text", values, known)
+        if kind == "date":
+            ordinals = np.zeros(size, dtype=np.int64)
+            for i, r in enumerate(raw):
+                if type(r) is str:
+                    day = self._date(r)
+                    if day is None:
+                        ok[i] = False
+                    else:
+                        ordinals[i] = day
+            return Leaf("date", ordinals, known)
+        if kind == "set":
+            bits = {m.name: 1 << i for i, m in enumerate(self.policy.enums[te.of or ""].members)}
+            masks = np.fromiter((sum({bits[x] for x in r}) if type(r) is list else 0 for r in raw),
+                                dtype=np.int64, count=size)
+            return Leaf("set", masks, known)
+        if kind == "list":
+            lengths = np.zeros(size, dtype=np.int64)
+            for i, r in enumerate(raw):
+                if type(r) is list:
+                    lengths[i] = len(r)
+                    keys[i] += sum(len(item.__struct_fields__) - astuple(item).count(UNSET) for item in r)
+            return Leaf("list", lengths, known)
+        if kind == "named":  # an enum value
+            return Leaf("text", np.array([r if type(r) is str else "" for r in raw], dtype=object), known)
+        raise AssertionError(kind)
+
+    def _series(self, raw: list[Any], low: int | None, ok: np.ndarray, keys: np.ndarray) -> Leaf:
+        """Monthly amounts of every household, flattened: (household, month index, amount), sorted."""
+        size = len(raw)
+        dicts = [r if type(r) is dict else _EMPTY for r in raw]
+        counts = np.fromiter(map(len, dicts), dtype=np.int64, count=size)
+        keys += counts
+        owner = np.repeat(np.arange(size, dtype=np.int64), counts)
+        months = self.months
+        for key in {k for d in dicts for k in d if k not in months}:
+            m = MONTH_KEY.match(key)
+            good = m is not None and 1 <= int(m.group(2)) <= 12
+            if len(months) >= 100_000:
+                months.clear()
+            months[key] = int(key[:4]) * 12 + int(key[5:7]) - 1 if good else -1
+        index = np.fromiter((months[k] for d in dicts for k in d), dtype=np.int64, count=len(owner))
+        values, known, bad = parse_units([bytes(v) for d in dicts for v in d.values()], 2)
+        if low is not None:
+            bad |= known & (values < low)
+        bad |= index < 0
+        ok[owner[bad]] = False
+        keep = known & ~bad
+        return _flat_series(owner[keep], index[keep], values[keep],
+                            np.fromiter((type(r) is dict for r in raw), dtype=bool, count=size))
+
+    def _date(self, text: str) -> int | None:
+        if text not in self.dates:
+            day: int | None = None
+            if DATE_TEXT.match(text) and text[-1:].isdigit():
+                try:
+                    day = date.fromisoformat(text).toordinal()
+                except ValueError:
+                    day = None
+            if len(self.dates) < 100_000:
+                self.dates[text] = day
+            return day
+        return self.dates[text]
+
+    def _as_of(self, raw: Sequence[Any], ok: np.ndarray) -> np.ndarray:
+        out = np.zeros(len(raw), dtype=np.int64)
+        for i, r in enumerate(raw):
+            if type(r) is str:
+                day = self._date(r)
+                if day is None:
+                    ok[i] = False
+                else:
+                    out[i] = day
+        return out
+
+
+def _low(minimum: Any, scale: int) -> int | None:
+    """A declared minimum (>= 0) in the integer units a column is kept in (rounded up: exact for integers)."""
+    return None if minimum is None else -((-minimum * scale).__floor__())
+
+
+def parse_units(texts: list[bytes], decimals: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """JSON value texts → (integers of 10^-decimals, known, bad), all at once.
+
+    known: a plain number with at most ``decimals`` places and at most ``_LONGEST`` characters. bad:
+    anything else but ``b""`` (absent) and ``null`` (missing) — an exponent, more places, a quoted text,
+    true, an object… which the reference reader then judges. msgspec has already checked that each text
+    is one JSON value, so a text made only of digits, one point and a leading minus is a number literal."""
+    size = len(texts)
+    if not size:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty.astype(bool), empty.astype(bool)
+    chars_s = np.array(texts, dtype=f"S{min(max(map(len, texts)), _LONGEST + 1) or 1}")  # longer: cut, refused
+    width = chars_s.dtype.itemsize
+    chars = chars_s.view(np.uint8).reshape(size, width)
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=size)
+    point_at = chars == 46
+    points = point_at.sum(axis=1)
+    point = np.where(points == 1, point_at.argmax(axis=1), np.minimum(lengths, width))
+    minus = chars[:, 0] == 45
+    known = _PLAIN[chars].all(axis=1) & ~(chars[:, 1:] == 45).any(axis=1) & (points <= 1) & (lengths > 0) \
+        & (lengths <= _LONGEST) & (lengths - point - 1 <= decimals) & (point - minus + decimals <= 18)
+    pos = np.arange(width)
+    exponent = point[:, None] - pos - 1 + decimals + (pos > point[:, None])  # a digit's power of ten
+    units = (_DIGIT[chars] * _POW10[np.clip(exponent, 0, 18)]).sum(axis=1)
+    units = np.where(known, np.where(minus, -units, units), 0)
+    absent = (lengths == 0) | ((lengths == 4) & (chars_s == b"null"))
+    return units, known, ~known & ~absent
+
+
+def _flat_series(owner: np.ndarray, index: np.ndarray, values: np.ndarray, known: np.ndarray) -> Leaf:
+    key = (owner << 20) | index
+    order = np.argsort(key, kind="stable")
+    return Leaf("series", (key[order], values[order]), known, 100)
+
+
+def _id(raw: Any) -> Any:
+    """The household's id as the reference reader keeps it: a text or a whole number of at most 15 digits."""
+    if raw is UNSET:
+        return None
+    text = bytes(raw)
+    if text[:1] == b'"':
+        return msgspec.json.decode(text)
+    if _ID_INT.fullmatch(text):
+        return int(text)
+    return None
+
+
+def _take(leaf: Leaf, keep: np.ndarray, size: int) -> Leaf:
+    if leaf.kind == "series":
+        key, values = leaf.values
+        renumber = np.full(size, -1, dtype=np.int64)
+        renumber[keep] = np.arange(len(keep))
+        owner = renumber[key >> 20]
+        kept = owner >= 0
+        return _flat_series(owner[kept], key[kept] & ((1 << 20) - 1), values[kept], leaf.known[keep])
+    return Leaf(leaf.kind, leaf.values[keep], leaf.known[keep], leaf.den)
+
+
+__all__ = ["SCALE", "ColumnReader", "Columns", "Leaf", "Unsupported", "parse_units"]
