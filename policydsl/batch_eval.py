@@ -47,6 +47,7 @@ class Num:
     dbound: int
     dkey: Any
     nkey: Any = None  # names the numerator when it is a fact, a parameter or a constant as such
+    paths: Any = 0  # where unknown, the missing facts it depends on (a bit set per household; see Chunk.bit)
 
 
 @dataclass
@@ -56,6 +57,7 @@ class Col:
     kind: str
     values: Any
     known: Any
+    paths: Any = 0
 
 
 @dataclass
@@ -73,16 +75,72 @@ class SeriesRef:
 Fn = Callable[["Chunk"], Any]
 
 
-class Chunk:
-    """Per-chunk state: the columns, the day of each household, values computed so far."""
+@dataclass
+class Decided:
+    """What ``BatchEvaluator._decide`` found for a chunk: every rule's result, eligibility, status, values."""
 
-    def __init__(self, cols: Columns, day: np.ndarray, params: dict[str, Num], trouble: np.ndarray) -> None:
+    cols: Columns
+    day: np.ndarray
+    k: Chunk
+    results: dict[str, Col]  # rule id → result after its gate
+    eligible: Col
+    status: np.ndarray  # index of the status that holds, -1 for none
+    reports: list[tuple[str, list[str | None]]]
+    decided: np.ndarray
+    trouble: np.ndarray
+
+
+class Chunk:
+    """Per-chunk state: the columns, the day of each household, values computed so far.
+
+    With ``track``, every unknown value also carries the missing facts it depends on, as bit sets (Python
+    integers) whose bits stand for JSON paths: slower, so only households left undetermined are evaluated
+    that way, a second time."""
+
+    def __init__(self, cols: Columns, day: np.ndarray, params: dict[str, Num], trouble: np.ndarray,
+                 track: bool = False) -> None:
         self.cols = cols
         self.day = day
         self.params = params
         self.trouble = trouble  # households this path must hand back (a division by zero, …)
+        self.track = track
         self.defs: dict[str, Any] = {}
         self.vars: dict[str, Any] = {}
+        self.bits: dict[str, int] = {}
+        self.names: list[str] = []
+
+    def bit(self, path: str) -> int:
+        if path not in self.bits:
+            self.bits[path] = 1 << len(self.names)
+            self.names.append(path)
+        return self.bits[path]
+
+    def missing(self, known: np.ndarray, path: str) -> Any:
+        """The paths of a fact: its bit where it is unknown."""
+        if not self.track or known.all():
+            return 0
+        paths = np.zeros(len(known), dtype=object)
+        paths[~known] = self.bit(path)
+        return paths
+
+    def paths_of(self, bits: int) -> list[str]:
+        return [name for i, name in enumerate(self.names) if bits >> i & 1]
+
+
+def _union(*values: Any) -> Any:
+    """The missing facts of several values together (0 when none is unknown)."""
+    out: Any = 0
+    for v in values:
+        if isinstance(v.paths, np.ndarray):
+            out = v.paths if not isinstance(out, np.ndarray) else out | v.paths
+    return out
+
+
+def _unless(known: Any, paths: Any) -> Any:
+    """No missing facts where a value is known after all (false ∧ unknown = false)."""
+    if not isinstance(paths, np.ndarray):
+        return paths
+    return np.where(known, 0, paths)
 
 
 def _big(*bounds: int) -> bool:
@@ -99,17 +157,19 @@ def _exact(x: Any, big: bool) -> Any:
 def _and(a: Col, b: Col) -> Col:
     false = (a.known & ~a.values) | (b.known & ~b.values)
     true = a.known & a.values & b.known & b.values
-    return Col("bool", true, true | false)
+    known = true | false
+    return Col("bool", true, known, _unless(known, _union(a, b)))
 
 
 def _or(a: Col, b: Col) -> Col:
     true = (a.known & a.values) | (b.known & b.values)
     false = a.known & ~a.values & b.known & ~b.values
-    return Col("bool", true, true | false)
+    known = true | false
+    return Col("bool", true, known, _unless(known, _union(a, b)))
 
 
 def _not(a: Col) -> Col:
-    return Col("bool", ~a.values, a.known)
+    return Col("bool", ~a.values, a.known, a.paths)
 
 
 def _bool(values: Any, size: int) -> Col:
@@ -174,7 +234,7 @@ class ColumnCompiler:
             if self.kind(e.target) != "series":
                 raise Unsupported("indexing something other than a monthly series")
             target, index = self.compile(e.target), self.compile(e.index)
-            return lambda k: _at(target(k), index(k))
+            return lambda k: _at(k, target(k), index(k))
         if isinstance(e, n.FieldAccess):
             target_name = e.target.name if isinstance(e.target, n.Name) else ""
             if getattr(self.policy.symbols.get(target_name), "kind", None) != "input":
@@ -206,7 +266,7 @@ class ColumnCompiler:
 
             def member(k: Chunk) -> Col:
                 s = coll(k)
-                return Col("bool", ((s.values & bit) != 0) != neg, s.known)
+                return Col("bool", ((s.values & bit) != 0) != neg, s.known, s.paths)
             return member
         if isinstance(e, n.HasAny):
             if self.kind(e.left) != "set" or self.kind(e.right) != "set":
@@ -217,7 +277,7 @@ class ColumnCompiler:
                 a, b = left(k), right(k)
                 both = a.values & b.values
                 out = both == b.values if every else both != 0
-                return Col("bool", np.broadcast_to(out, (len(k.cols),)), a.known & b.known)
+                return Col("bool", np.broadcast_to(out, (len(k.cols),)), a.known & b.known, _union(a, b))
             return has
         if isinstance(e, n.IsEmpty):
             if self.kind(e.operand) not in ("set", "list"):
@@ -226,7 +286,7 @@ class ColumnCompiler:
 
             def empty(k: Chunk) -> Col:
                 v = operand(k)
-                return Col("bool", (v.values == 0) != neg, v.known)
+                return Col("bool", (v.values == 0) != neg, v.known, v.paths)
             return empty
         if isinstance(e, n.Count):
             if self.kind(e.operand) not in ("set", "list"):
@@ -236,7 +296,7 @@ class ColumnCompiler:
             def count(k: Chunk) -> Num:
                 v = operand(k)
                 size = v.values if v.kind == "list" else np.bitwise_count(v.values).astype(np.int64)
-                return Num(size, 1, v.known, _bound(size), 1, 1)
+                return Num(size, 1, v.known, _bound(size), 1, 1, paths=v.paths)
             return count
         if isinstance(e, n.Not):
             operand = self.compile(e.operand)
@@ -276,7 +336,7 @@ class ColumnCompiler:
                 k.vars[var] = Col("month", w.anchor - w.months + j, True)
                 v = body(k)
                 if how == "count":
-                    v = Num(v.values.astype(np.int64), 1, v.known, 1, 1, 1)
+                    v = Num(v.values.astype(np.int64), 1, v.known, 1, 1, 1, paths=v.paths)
                 if acc is None:
                     acc = v
                 elif how == "every":
@@ -328,10 +388,11 @@ def _bound(values: Any) -> int:
 def _leaf(k: Chunk, path: str) -> Any:
     leaf = k.cols.leaves[path]
     if leaf.kind == "num":
-        return Num(leaf.values, leaf.den, leaf.known, _bound(leaf.values), leaf.den, leaf.den, ("leaf", path))
+        return Num(leaf.values, leaf.den, leaf.known, _bound(leaf.values), leaf.den, leaf.den, ("leaf", path),
+                   k.missing(leaf.known, path))
     if leaf.kind == "series":
         return SeriesRef(leaf, path)
-    return Col(leaf.kind, leaf.values, leaf.known)
+    return Col(leaf.kind, leaf.values, leaf.known, k.missing(leaf.known, path))
 
 
 def _month_index(ordinals: np.ndarray) -> np.ndarray:
@@ -340,7 +401,7 @@ def _month_index(ordinals: np.ndarray) -> np.ndarray:
     return days.astype("datetime64[M]").astype(np.int64) + 1970 * 12
 
 
-def _at(series: SeriesRef, month: Col) -> Num:
+def _at(k: Chunk, series: SeriesRef, month: Col) -> Num:
     """One month of a series for every household (a sorted search in the flattened series)."""
     key, values = series.leaf.values
     size = len(month.values)
@@ -352,11 +413,17 @@ def _at(series: SeriesRef, month: Col) -> Num:
     else:
         known, got = np.zeros(size, dtype=bool), np.zeros(size, dtype=np.int64)
     den = series.leaf.den
-    return Num(got, den, known, _bound(got), den, den)
+    paths: Any = 0
+    if k.track and not known.all():
+        paths = np.zeros(size, dtype=object)
+        for i in np.flatnonzero(~known).tolist():
+            index = int(month.values[i])
+            paths[i] = k.bit(f"{series.path}.{index // 12:04d}-{index % 12 + 1:02d}")
+    return Num(got, den, known, _bound(got), den, den, paths=paths)
 
 
 def _neg(a: Num) -> Num:
-    return Num(-a.num, a.den, a.known, a.bound, a.dbound, a.dkey)
+    return Num(-a.num, a.den, a.known, a.bound, a.dbound, a.dkey, paths=a.paths)
 
 
 def _add(a: Num, b: Num, sign: int) -> Num:
@@ -364,18 +431,18 @@ def _add(a: Num, b: Num, sign: int) -> Num:
     if a.dkey == b.dkey or (type(a.den) is int and a.den == b.den):
         big = _big(a.bound + b.bound)
         num = _exact(a.num, big) + sign * _exact(b.num, big)
-        return Num(num, a.den, known, a.bound + b.bound, a.dbound, a.dkey)
+        return Num(num, a.den, known, a.bound + b.bound, a.dbound, a.dkey, paths=_union(a, b))
     bound, dbound = a.bound * b.dbound + b.bound * a.dbound, a.dbound * b.dbound
     big = _big(bound, dbound)
     an, ad, bn, bd = (_exact(x, big) for x in (a.num, a.den, b.num, b.den))
-    return Num(an * bd + sign * bn * ad, ad * bd, known, bound, dbound, ("*", a.dkey, b.dkey))
+    return Num(an * bd + sign * bn * ad, ad * bd, known, bound, dbound, ("*", a.dkey, b.dkey), paths=_union(a, b))
 
 
 def _mul(a: Num, b: Num) -> Num:
     bound, dbound = a.bound * b.bound, a.dbound * b.dbound
     big = _big(bound, dbound)
     an, ad, bn, bd = (_exact(x, big) for x in (a.num, a.den, b.num, b.den))
-    return Num(an * bn, ad * bd, a.known & b.known, bound, dbound, ("*", a.dkey, b.dkey))
+    return Num(an * bn, ad * bd, a.known & b.known, bound, dbound, ("*", a.dkey, b.dkey), paths=_union(a, b))
 
 
 def _div(k: Chunk, a: Num, b: Num) -> Num:
@@ -389,10 +456,10 @@ def _div(k: Chunk, a: Num, b: Num) -> Num:
         signs = np.where(bn < 0, -1, 1)
         divisor = np.where(zero, 1, bn * signs)
         dkey = ("/", a.dkey, b.dkey, b.nkey) if b.nkey is not None else object()  # object(): equal to no other
-        return Num(an * bd * signs, ad * divisor, a.known & b.known, bound, dbound, dkey)
+        return Num(an * bd * signs, ad * divisor, a.known & b.known, bound, dbound, dkey, paths=_union(a, b))
     sign = -1 if bn < 0 else 1
     size = abs(bn) or 1  # by zero: every household is handed back above
-    return Num(an * bd * sign, ad * size, a.known & b.known, bound, dbound, ("*", a.dkey, size))
+    return Num(an * bd * sign, ad * size, a.known & b.known, bound, dbound, ("*", a.dkey, size), paths=_union(a, b))
 
 
 _OPS: dict[str, Callable[[Any, Any], Any]] = {
@@ -406,7 +473,7 @@ def _compare(op: str, a: Any, b: Any) -> Col:
         out = _OPS[op](an * bd, bn * ad)
     else:
         out = _OPS[op](a.values, b.values)
-    return Col("bool", np.asarray(out, dtype=bool), a.known & b.known)
+    return Col("bool", np.asarray(out, dtype=bool), a.known & b.known, _union(a, b))
 
 
 class BatchEvaluator:
@@ -456,15 +523,25 @@ class BatchEvaluator:
         """One result row per text (as ``batch.Worker.row`` writes it), or None where the reference must answer."""
         out: list[dict[str, Any] | None] = [None] * len(texts)
         cols = self.reader.read(texts)
-        size = len(cols)
-        if not size:
+        if not len(cols):
             return out
-        if as_of is not None:
-            day = np.full(size, as_of.toordinal(), dtype=np.int64)
-        else:
-            day = np.where(cols.as_of != 0, cols.as_of, date.today().toordinal())
+        today = date.today().toordinal()
+        day = np.full(len(cols), as_of.toordinal()) if as_of is not None else \
+            np.where(cols.as_of != 0, cols.as_of, today)
+        first = self._decide(cols, day, track=False)
+        self._write(first, sources, out, first.decided & ~first.trouble)
+        again = np.flatnonzero(~first.decided & ~first.trouble)
+        if len(again):  # missing facts: once more, tracking which facts each open question needs
+            sub = cols.take(again)
+            second = self._decide(sub, day[again], track=True)
+            self._write(second, sources, out, ~second.trouble)
+        return out
+
+    def _decide(self, cols: Columns, day: np.ndarray, track: bool) -> Decided:
+        """Every rule for every household of ``cols``, as the reference evaluator decides them."""
+        size = len(cols)
         trouble = np.zeros(size, dtype=bool)
-        k = Chunk(cols, day, self._params(day, trouble), trouble)
+        k = Chunk(cols, day, self._params(day, trouble), trouble, track)
         pol = self.policy
 
         def own(rule: n.Rule | None) -> Col:
@@ -474,69 +551,80 @@ class BatchEvaluator:
                     result = _and(result, fn(k))
             return result
 
-        decided = np.ones(size, dtype=bool)
-        held: dict[str, np.ndarray] = {}
-
-        def record(rule: n.Rule, gate: Col) -> Col:
-            r = _and(gate, own(rule))
-            decided[:] &= r.known
-            held[rule.id] = r.values & r.known
-            return r
-
+        results: dict[str, Col] = {}
         pre = own(pol.precondition)
         eligible = _bool(False, size)
         for rule in pol.categories:
-            eligible = _or(eligible, record(rule, pre))
+            results[rule.id] = r = _and(pre, own(rule))
+            eligible = _or(eligible, r)
         for rule in pol.measures:
-            record(rule, eligible)
+            results[rule.id] = _and(eligible, own(rule))
         status_gate = own(pol.status_precondition) if pol.statuses else _bool(False, size)
         not_before = _bool(True, size)
         status = np.full(size, -1, dtype=np.int64)
         for i, rule in enumerate(pol.statuses):
             gate = _and(status_gate, not_before)
             mine = own(rule)
-            r = _and(gate, mine)
-            decided &= r.known
+            results[rule.id] = r = _and(gate, mine)
             status = np.where((status < 0) & r.values & r.known, i, status)
-            last = Col("bool", np.where(gate.known & ~gate.values, True, mine.values),
-                       (gate.known & ~gate.values) | mine.known)
+            closed = gate.known & ~gate.values  # the reference does not look at a rule behind a closed gate
+            last_known = closed | mine.known
+            last = Col("bool", np.where(closed, True, mine.values), last_known, _unless(last_known, mine.paths))
             not_before = _and(not_before, _not(last))
-        reports = [(name, fn(k)) for name, fn in self.reports]
-        good = decided & ~k.trouble
+        decided = np.ones(size, dtype=bool)
+        for r in results.values():
+            decided &= r.known
+        reports = [self._values(name, fn(k), size) for name, fn in self.reports]
+        return Decided(cols, day, k, results, eligible, status, reports, decided, k.trouble)
+
+    def _write(self, d: Decided, sources: list[str], out: list[dict[str, Any] | None], which: np.ndarray) -> None:
+        """The rows of the households ``which`` of a decided chunk, into their places in ``out``."""
+        pol = self.policy
+        size = len(d.cols)
         categories = [r.id for r in pol.categories]
         measures = [r.id for r in pol.measures]
-        cat_held = np.stack([held[c] for c in categories], axis=1) if categories else np.zeros((size, 0), bool)
-        mea_held = np.stack([held[m] for m in measures], axis=1) if measures else np.zeros((size, 0), bool)
-        shown = [self._values(name, v, size) for name, v in reports]
-        in_force = np.ones(size, dtype=bool) if self.in_force is None else \
-            (day >= self.in_force[0]) & (day <= self.in_force[1])
-        iso: dict[int, str] = {}
-        lists: dict[bytes, list[str]] = {}
         status_ids = [r.id for r in pol.statuses]
-        for i in np.flatnonzero(good).tolist():
-            d = int(day[i])
-            if d not in iso:
-                iso[d] = date.fromordinal(d).isoformat()
-            ckey, mkey = cat_held[i].tobytes(), b"m" + mea_held[i].tobytes()
-            if ckey not in lists:
-                lists[ckey] = [c for c, h in zip(categories, cat_held[i], strict=True) if h]
-            if mkey not in lists:
-                lists[mkey] = [m for m, h in zip(measures, mea_held[i], strict=True) if h]
-            cats = lists[ckey]
-            row: dict[str, Any] = {"source": sources[cols.rows[i]]}
-            if cols.ids[i] is not None:
-                row["id"] = cols.ids[i]
+        ordered = [*categories, *measures, *status_ids]
+        held = np.stack([d.results[i].values & d.results[i].known for i in ordered], axis=1) if ordered \
+            else np.zeros((size, 0), dtype=bool)
+        open_ = np.stack([~d.results[i].known for i in ordered], axis=1) if ordered \
+            else np.zeros((size, 0), dtype=bool)
+        in_force = np.ones(size, dtype=bool) if self.in_force is None else \
+            (d.day >= self.in_force[0]) & (d.day <= self.in_force[1])
+        iso: dict[int, str] = {}
+        lists: dict[bytes, tuple[list[str], list[str]]] = {}
+        ncat = len(categories)
+        for i in np.flatnonzero(which).tolist():
+            day = int(d.day[i])
+            if day not in iso:
+                iso[day] = date.fromordinal(day).isoformat()
+            key = held[i].tobytes()
+            if key not in lists:
+                lists[key] = ([c for c, h in zip(categories, held[i], strict=False) if h],
+                              [m for m, h in zip(measures, held[i, ncat:], strict=False) if h])
+            cats, meas = lists[key]
+            eligible = bool(d.eligible.values[i]) if d.eligible.known[i] else None
+            undetermined: list[str] = []
+            missing: list[str] = []
+            if d.k.track and open_[i].any():
+                undetermined = [ordered[j] for j in np.flatnonzero(open_[i]).tolist()]
+                bits = 0
+                for name in undetermined:
+                    bits |= int(d.results[name].paths[i]) if isinstance(d.results[name].paths, np.ndarray) else 0
+                missing = sorted(d.k.paths_of(bits))
+            row: dict[str, Any] = {"source": sources[d.cols.rows[i]]}
+            if d.cols.ids[i] is not None:
+                row["id"] = d.cols.ids[i]
             row.update({
-                "policy": self.head, "as_of": iso[d], "in_force": bool(in_force[i]),
-                "eligible": bool(eligible.values[i]), "categories": list(cats),
-                "primary_category": cats[0] if cats else None, "undetermined": [], "measures": list(lists[mkey]),
-                "status": status_ids[status[i]] if status[i] >= 0 else None, "missing": [],
-                "values": {name: text[i] for name, text in shown if text[i] is not None}})
-            warnings = self._stale(d)
+                "policy": self.head, "as_of": iso[day], "in_force": bool(in_force[i]), "eligible": eligible,
+                "categories": list(cats), "primary_category": cats[0] if cats else None,
+                "undetermined": undetermined, "measures": list(meas),
+                "status": status_ids[d.status[i]] if d.status[i] >= 0 else None, "missing": missing,
+                "values": {name: text[i] for name, text in d.reports if text[i] is not None}})
+            warnings = self._stale(day)
             if warnings:
                 row["warnings"] = list(warnings)
-            out[cols.rows[i]] = row
-        return out
+            out[d.cols.rows[i]] = row
 
     def _values(self, name: str, v: Num, size: int) -> tuple[str, list[str | None]]:
         """A reported value per household, written as the reference writes it (None where unknown):

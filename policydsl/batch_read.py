@@ -17,6 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cache
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -31,9 +32,8 @@ SCALE = {"money": 100, "number": 10**6}  # the denominator a read amount or numb
 _DECIMALS = {"money": 2, "number": 6}
 _LONGEST = 16  # characters of an amount this path reads (up to 10^12 元 in cents); longer: the reference
 _ID_INT = re.compile(rb"-?\d{1,15}")
-_POW10 = np.array([10**i for i in range(19)], dtype=np.int64)
 _PLAIN = np.zeros(256, dtype=bool)  # the bytes of a plain number literal, and the padding of short ones
-_PLAIN[list(b"0123456789.-\0")] = True
+_PLAIN[list(b"0123456789.\0")] = True
 _DIGIT = np.zeros(256, dtype=np.int64)
 _DIGIT[48:58] = np.arange(10)
 _EMPTY: dict[str, Any] = {}
@@ -68,6 +68,11 @@ class Columns:
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def take(self, keep: np.ndarray) -> Columns:
+        """The households at positions ``keep`` (sorted) only."""
+        leaves = {k: _take(leaf, keep, len(self)) for k, leaf in self.leaves.items()}
+        return Columns([self.rows[i] for i in keep], leaves, self.as_of[keep], [self.ids[i] for i in keep])
 
 
 def _optional(t: Any) -> Any:
@@ -196,13 +201,8 @@ class ColumnReader:
         ok &= colons == keys
         day = self._as_of(tops["as_of"], ok) if "as_of" in tops else np.zeros(size, dtype=np.int64)
         ids = [None if v is UNSET else _id(v) for v in tops["id"]] if "id" in tops else [None] * size
-        if not ok.all():
-            keep = np.flatnonzero(ok)
-            rows = [rows[i] for i in keep]
-            ids = [ids[i] for i in keep]
-            day = day[keep]
-            leaves = {k: _take(leaf, keep, size) for k, leaf in leaves.items()}
-        return Columns(rows, leaves, day, ids)
+        columns = Columns(rows, leaves, day, ids)
+        return columns if ok.all() else columns.take(np.flatnonzero(ok))
 
     def _leaf(self, raw: list[Any], te: n.TypeExpr, ok: np.ndarray, keys: np.ndarray) -> Leaf:
         kind = te.kind
@@ -316,25 +316,34 @@ def parse_units(texts: list[bytes], decimals: int) -> tuple[np.ndarray, np.ndarr
     true, an object… which the reference reader then judges. msgspec has already checked that each text
     is one JSON value, so a text made only of digits, one point and a leading minus is a number literal."""
     size = len(texts)
-    if not size:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty.astype(bool), empty.astype(bool)
-    chars_s = np.array(texts, dtype=f"S{min(max(map(len, texts)), _LONGEST + 1) or 1}")  # longer: cut, refused
-    width = chars_s.dtype.itemsize
-    chars = chars_s.view(np.uint8).reshape(size, width)
     lengths = np.fromiter(map(len, texts), dtype=np.int64, count=size)
-    point_at = chars == 46
-    points = point_at.sum(axis=1)
-    point = np.where(points == 1, point_at.argmax(axis=1), np.minimum(lengths, width))
+    width = min(int(lengths.max(initial=1)) or 1, _LONGEST + 1)  # longer texts are cut here, refused below
+    text = np.array(texts, dtype=f"S{width}")
+    chars = text.view(np.uint8).reshape(size, width).copy()
     minus = chars[:, 0] == 45
-    known = _PLAIN[chars].all(axis=1) & ~(chars[:, 1:] == 45).any(axis=1) & (points <= 1) & (lengths > 0) \
-        & (lengths <= _LONGEST) & (lengths - point - 1 <= decimals) & (point - minus + decimals <= 18)
-    pos = np.arange(width)
-    exponent = point[:, None] - pos - 1 + decimals + (pos > point[:, None])  # a digit's power of ten
-    units = (_DIGIT[chars] * _POW10[np.clip(exponent, 0, 18)]).sum(axis=1)
+    chars[:, 0] = np.where(minus, 48, chars[:, 0])  # a leading minus reads as a 0 digit, the sign is kept apart
+    at_point = chars == 46
+    points = at_point.sum(axis=1)
+    point = np.where(points == 1, at_point.argmax(axis=1), np.minimum(lengths, width))
+    known = _PLAIN[chars].all(axis=1) & (points <= 1) & (lengths > 0) & (lengths <= _LONGEST) \
+        & (lengths - point - 1 <= decimals) & (point - minus + decimals <= 18)
+    units = (_DIGIT[chars] * _weights(width, decimals)[point]).sum(axis=1)
     units = np.where(known, np.where(minus, -units, units), 0)
-    absent = (lengths == 0) | ((lengths == 4) & (chars_s == b"null"))
+    absent = (lengths == 0) | ((lengths == 4) & (text == b"null"))
     return units, known, ~known & ~absent
+
+
+@cache
+def _weights(width: int, decimals: int) -> np.ndarray:
+    """[point, position] → the power of ten of a digit at that position when the point is at ``point``
+    (``point`` = the length when there is none), in units of 10^-decimals; 0 for the point itself."""
+    table = np.zeros((width + 1, width), dtype=np.int64)
+    for point in range(width + 1):
+        for pos in range(width):
+            exponent = point - pos - 1 + decimals + (pos > point)
+            if pos != point and 0 <= exponent <= 18:
+                table[point, pos] = 10**exponent
+    return table
 
 
 def _flat_series(owner: np.ndarray, index: np.ndarray, values: np.ndarray, known: np.ndarray) -> Leaf:

@@ -89,7 +89,6 @@ DECLINED = {
     "a stray space": '"district": "安居区 "',
     "an unknown key": '"saving": 0',
     "an unknown field": '"housing": {"difficulty": false, "public_rental": false, "size": 3}',
-    "a missing fact that matters": '"members": null',
     "a huge count": '"members": 10000000000000000',
     "a fraction of a person": '"members": 2.5',
     "not a month": '"income_history": {"2019-13": 1}',
@@ -113,6 +112,16 @@ def test_what_the_reference_must_judge_is_declined(name):
     answers, rows, reference = both(POLICY, [text])
     assert answers == [None]
     assert rows == reference
+
+
+def test_missing_facts_are_listed_as_the_reference_lists_them():
+    without_members = {**BASE, "members": None}
+    without_months = {**BASE, "income_history": {"2019-03": 1500}, "archive": None}
+    answers, rows, reference = both(POLICY, [json.dumps(without_members), json.dumps(without_months)])
+    assert None not in answers
+    assert rows == reference
+    assert answers[0]["missing"] == ["members"] and answers[0]["eligible"] is None
+    assert "income_history.2019-04" in answers[1]["missing"]
 
 
 def test_a_missing_fact_that_changes_nothing_is_answered():
