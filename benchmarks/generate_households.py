@@ -10,8 +10,9 @@ seed 1: about 22% category 1, 25% category 2, 29% category 3, 4% category 4, 48%
 household in four has a test within a cent per person of its bound, one in eight exactly on it: monthly
 incomes of 560/840/1680 x members (600/900/1800 from 2020), the same month after month or varying with a
 mean exactly there, or a 12-month test at 6720 (7200) x members, with cents in every term; causes drawn
-from the enum; about 4% with a missing fact (an absent key); 30% filed, most with an assisted income
-history; 5% outside 安居区 or not urban workers; ``as_of`` from 2019-09-01 to 2020-12-31.
+from the enum; 12 months of income history (the 2019 rules read the last 6, the 2020 amendment all 12);
+about 4% with a missing fact (an absent key); 30% filed, most with an assisted income history; 5% outside
+安居区 or not urban workers; ``as_of`` from 2019-09-01 to 2020-12-31.
 
 Every amount is built from whole cents (Python ints) and written by ``dumps`` as a JSON number with at
 most two decimals (``2520.03``, ``1500``): no binary floating point is ever involved, so the file means
@@ -232,11 +233,12 @@ class Generator:
         members = rng.choices(range(1, 7), weights=MEMBERS_WEIGHTS)[0]
         win = window(as_of)
         months, band = self.monthly_incomes(members, std)
-        history: dict[str, Cents] = dict(zip(win, months, strict=True))
-        if rng.random() < 0.25:  # some systems send a whole year; the months before the window are ignored
-            older = months_before(as_of, 12)[:6]
-            history = {**{m: Cents(months[0] + rng.randint(-5000, 5000) * members) for m in older}, **history}
-            history = {m: Cents(max(0, v)) for m, v in history.items()}
+        # A year of history, as administrative systems send it: the 2019 rules read the last 6 months (the
+        # window), the 2020 amendment (6 of the last 12 months below the standard) reads all 12. The older
+        # months wander around the first month of the window, so the amendment moves some households.
+        older = months_before(as_of, 12)[:6]
+        history: dict[str, Cents] = {m: Cents(max(0, months[0] + rng.randint(-5000, 5000) * members)) for m in older}
+        history.update(zip(win, months, strict=True))
         causes = self.causes()
         twelve = self.twelve_month_facts(members, std, months, causes, band)
         working = rng.randint(0 if members > 1 else 1, members)

@@ -92,6 +92,9 @@ def main() -> None:
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Processes for many households (default: all cores); output stays in input order.")
 @click.option("--fail-on-invalid", is_flag=True, help="Exit 2 if any household of a batch was invalid.")
+@click.option("--engine", type=click.Choice(["compiled", "reference"]), default="compiled", show_default=True,
+              help="Many households: the compiled column-wise path (the reference answers what it cannot), "
+                   "or the reference evaluator alone (slower; to check the other).")
 @click.option("--progress/--no-progress", default=None,
               help="Show progress on a terminal (default: only when standard error is a terminal).")
 @click.option("--trace", is_flag=True, help="Show why each rule held or not (in JSON: a 'trace' field).")
@@ -101,7 +104,7 @@ def main() -> None:
               help="Language of the explanation.")
 @user_errors
 def eval_cmd(household: str, policy_path: str | None, as_of: str | None, fmt: str | None, output: str | None,
-             jobs: int | None, fail_on_invalid: bool, progress: bool | None, trace: bool, explain: bool,
+             jobs: int | None, fail_on_invalid: bool, engine: str, progress: bool | None, trace: bool, explain: bool,
              lang: str) -> None:
     """Evaluate a household (a JSON file, or - for standard input) or many: a JSON Lines file (.jsonl),
     JSON Lines on standard input, or a folder of JSON files."""
@@ -117,7 +120,7 @@ def eval_cmd(household: str, policy_path: str | None, as_of: str | None, fmt: st
             text = first_text if first_text is not None else _read_text(household)[0]
             items = iter([Item("<stdin>" if household == "-" else household, text)])
         _run_batch(policy, items, day, fmt or "jsonl", output, jobs, fail_on_invalid, progress,
-                   _input_size(household))
+                   _input_size(household), compiled=engine == "compiled")
         return
     fmt = fmt or "text"
     if output is not None:
@@ -214,7 +217,7 @@ def _input_size(household: str) -> int | None:
 
 
 def _run_batch(policy: Any, items: Any, day: date | None, fmt: str, output: str | None, jobs: int | None,
-               fail_on_invalid: bool, progress: bool | None, size: int | None = None) -> None:
+               fail_on_invalid: bool, progress: bool | None, size: int | None = None, compiled: bool = True) -> None:
     from policydsl.batch import Summary, Writer, default_jobs, render_all
 
     show = sys.stderr.isatty() if progress is None else progress
@@ -235,7 +238,7 @@ def _run_batch(policy: Any, items: Any, day: date | None, fmt: str, output: str 
         items = counted(items)
     try:
         writer = Writer(out, fmt, policy.report)
-        for text, part in render_all(policy, items, fmt, day, jobs or default_jobs()):
+        for text, part in render_all(policy, items, fmt, day, jobs or default_jobs(), compiled):
             writer.write_text(text)
             summary.merge(part)
             if show and bar is None:

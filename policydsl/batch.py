@@ -193,11 +193,11 @@ class Worker:
 _worker: Worker | None = None
 
 
-def _start(policy_file: str, as_of: date | None) -> None:
+def _start(policy_file: str, as_of: date | None, compiled: bool = True) -> None:
     """Each process reads and compiles the policy itself (compiled closures do not travel between processes)."""
     global _worker
     from . import load_policy
-    _worker = Worker(load_policy(policy_file), as_of)
+    _worker = Worker(load_policy(policy_file), as_of, compiled)
     _fewer_collections()
 
 
@@ -210,7 +210,7 @@ def _fewer_collections() -> None:
 
 
 @contextlib.contextmanager
-def _batch_collections() -> Iterator[None]:
+def collecting_less() -> Iterator[None]:
     """``_fewer_collections`` for the duration of an in-process batch, then the caller's settings again."""
     before = gc.get_threshold()
     _fewer_collections()
@@ -231,7 +231,7 @@ def _render(sources: list[str], texts: list[str], fmt: str) -> tuple[str, Summar
     return _worker.render([Item(source, text) for source, text in zip(sources, texts, strict=True)], fmt)
 
 
-def _chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+def chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
     chunk: list[Item] = []
     for item in items:
         chunk.append(item)
@@ -248,8 +248,8 @@ def evaluate_all(policy: CheckedPolicy, items: Iterable[Item], as_of: date | Non
     in flight, so memory stays flat however many households there are."""
     if jobs <= 1:
         worker = Worker(policy, as_of)
-        with _batch_collections():
-            for chunk in _chunks(items, CHUNK):
+        with collecting_less():
+            for chunk in chunks(items, CHUNK):
                 yield from worker.rows(chunk)
         return
     from concurrent.futures import ProcessPoolExecutor  # only for batches: keeps one-household start-up fast
@@ -257,7 +257,7 @@ def evaluate_all(policy: CheckedPolicy, items: Iterable[Item], as_of: date | Non
     policy_file = policy.policy.header.span.file
     with ProcessPoolExecutor(max_workers=jobs, initializer=_start, initargs=(policy_file, as_of)) as pool:
         pending = []
-        for chunk in _chunks(items, CHUNK):
+        for chunk in chunks(items, CHUNK):
             pending.append(pool.submit(_chunk, chunk))
             if len(pending) >= 2 * jobs:
                 yield from pending.pop(0).result()
@@ -266,23 +266,23 @@ def evaluate_all(policy: CheckedPolicy, items: Iterable[Item], as_of: date | Non
 
 
 def render_all(policy: CheckedPolicy, items: Iterable[Item], fmt: str, as_of: date | None = None,
-               jobs: int = 1) -> Iterator[tuple[str, Summary]]:
+               jobs: int = 1, compiled: bool = True) -> Iterator[tuple[str, Summary]]:
     """Like ``evaluate_all``, but each chunk comes written out (by the process that evaluated it) with
     its summary: the fast way to a file, since rows then cross between processes as text."""
     if fmt not in ("jsonl", "csv"):
         raise UsageError(f"many households are written as jsonl or csv, not {fmt}")
     if jobs <= 1:
-        worker = Worker(policy, as_of)
-        with _batch_collections():
-            for chunk in _chunks(items, CHUNK):
+        worker = Worker(policy, as_of, compiled)
+        with collecting_less():
+            for chunk in chunks(items, CHUNK):
                 yield worker.render(chunk, fmt)
         return
     from concurrent.futures import ProcessPoolExecutor
 
     policy_file = policy.policy.header.span.file
-    with ProcessPoolExecutor(max_workers=jobs, initializer=_start, initargs=(policy_file, as_of)) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, initializer=_start, initargs=(policy_file, as_of, compiled)) as pool:
         pending = []
-        for chunk in _chunks(items, CHUNK):  # as two lists of texts: far quicker to send than Items
+        for chunk in chunks(items, CHUNK):  # as two lists of texts: far quicker to send than Items
             pending.append(pool.submit(_render, [i.source for i in chunk], [i.text for i in chunk], fmt))
             if len(pending) >= 2 * jobs:
                 yield pending.pop(0).result()

@@ -17,7 +17,7 @@ from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from . import nodes as n
-from .batch import Item, Worker
+from .batch import CHUNK, Item, Worker, chunks, collecting_less
 from .checker import CheckedPolicy
 from .values import exact_text
 
@@ -180,27 +180,34 @@ def impact(old: CheckedPolicy, new: CheckedPolicy, items: Iterable[Item], as_of:
     """Evaluate every household under both policies and count what changes."""
     old_worker, new_worker = Worker(old, as_of), Worker(new, as_of)
     out = Impact()
-    for item in items:
-        a, b = old_worker.row(item), new_worker.row(item)
-        out.total += 1
-        if "error" in a or "error" in b:
-            out.invalid += 1
-            continue
-        pa, pb = _primary(old, a), _primary(new, b)
-        out.transitions[(pa, pb)] += 1
-        out.out_of_force.update([k for k, row in (("old", a), ("new", b)) if not row["in_force"]])
-        if a["eligible"] is not None and b["eligible"] is None:
-            out.became_undecided += 1
-        elif a["eligible"] is not None and b["eligible"] is not None:  # a definite change only
-            out.gained += a["eligible"] is False and b["eligible"] is True
-            out.lost += a["eligible"] is True and b["eligible"] is False
-            out.measures_gained.update(set(b["measures"]) - set(a["measures"]))
-            out.measures_lost.update(set(a["measures"]) - set(b["measures"]))
-        out.old_categories.update(a["categories"])
-        out.new_categories.update(b["categories"])
-        if pa != pb and len(out.examples.setdefault((pa, pb), [])) < examples:
-            out.examples[(pa, pb)].append(Example(item.source, a.get("id"), pa, pb, _why(new_worker, item, pa, pb)))
+    with collecting_less():
+        for chunk in chunks(items, CHUNK):  # each chunk through both policies' compiled paths
+            for item, a, b in zip(chunk, old_worker.rows(chunk), new_worker.rows(chunk), strict=True):
+                _count(out, old, new, new_worker, item, a, b, examples)
     return out
+
+
+def _count(out: Impact, old: CheckedPolicy, new: CheckedPolicy, new_worker: Worker, item: Item,
+           a: dict[str, Any], b: dict[str, Any], examples: int) -> None:
+    """One household's rows under both policies, added to the impact."""
+    out.total += 1
+    if "error" in a or "error" in b:
+        out.invalid += 1
+        return
+    pa, pb = _primary(old, a), _primary(new, b)
+    out.transitions[(pa, pb)] += 1
+    out.out_of_force.update([k for k, row in (("old", a), ("new", b)) if not row["in_force"]])
+    if a["eligible"] is not None and b["eligible"] is None:
+        out.became_undecided += 1
+    elif a["eligible"] is not None and b["eligible"] is not None:  # a definite change only
+        out.gained += a["eligible"] is False and b["eligible"] is True
+        out.lost += a["eligible"] is True and b["eligible"] is False
+        out.measures_gained.update(set(b["measures"]) - set(a["measures"]))
+        out.measures_lost.update(set(a["measures"]) - set(b["measures"]))
+    out.old_categories.update(a["categories"])
+    out.new_categories.update(b["categories"])
+    if pa != pb and len(out.examples.setdefault((pa, pb), [])) < examples:
+        out.examples[(pa, pb)].append(Example(item.source, a.get("id"), pa, pb, _why(new_worker, item, pa, pb)))
 
 
 def _primary(policy: CheckedPolicy, row: dict[str, Any]) -> str:
