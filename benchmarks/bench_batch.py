@@ -11,8 +11,10 @@ For each size it generates the households (benchmarks/generate_households.py, se
 the file and writing the results all included):
 
 - policydsl: `policy eval FILE --output OUT --format jsonl` with the default jobs (all cores) and with
-  --jobs 1. If the installed `policy` has no batch mode, a loop over load_json / read_household /
-  Evaluator.evaluate in one process stands in for it, and the output says so;
+  --jobs 1 (the compiled path, which hands what it cannot answer to the reference evaluator), and with
+  `--engine reference` (the reference evaluator alone), whose rows must be byte for byte the same. If the
+  installed `policy` has no batch mode, a loop over load_json / read_household / Evaluator.evaluate in
+  one process stands in for it, and the output says so;
 - OpenFisca: benchmarks/openfisca_anju.py FILE --out OUT (json.loads into numpy arrays, one vectorised
   simulation per assessment month, a chunk of 20,000 at a time);
 
@@ -226,10 +228,13 @@ def compare(households: Path, policydsl_out: Path, openfisca_out: Path, examples
 # ---------------------------------------------------------------- in-process latency
 
 
-def latency(households: Path, count: int = 3000) -> dict[str, float]:
-    """Per household, in one warm process: parse + validate + evaluate, and evaluate alone (microseconds)."""
+def latency(households: Path, count: int = 4000) -> dict[str, float]:
+    """Per household, in one warm process (microseconds): the reference path (parse + validate +
+    evaluate one at a time, and evaluate alone), and the compiled path over chunks of 2,000 (all of
+    reading, evaluating and making the rows, divided by the households)."""
     sys.path.insert(0, str(ROOT))
     from policydsl import Evaluator, HouseholdError, load_json, load_policy, read_household
+    from policydsl.batch import CHUNK, Item, Worker
 
     policy = load_policy()
     evaluator = Evaluator(policy)
@@ -257,13 +262,23 @@ def latency(households: Path, count: int = 3000) -> dict[str, float]:
             if rep:
                 full.append(t2 - t0)
                 only.append(t2 - t1)
+    worker = Worker(policy, None)
+    items = [Item(f"line {i}", line) for i, line in enumerate(lines, 1)]
+    chunks = [items[i:i + CHUNK] for i in range(0, len(items), CHUNK)]
+    compiled = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for chunk in chunks:
+            worker.rows(chunk)
+        compiled.append((time.perf_counter() - t0) / len(items))
 
     def q(xs: list[float], frac: float) -> float:
         return sorted(xs)[min(len(xs) - 1, int(frac * len(xs)))] * 1e6
 
     return {"households": len(full), "full_mean_us": statistics.fmean(full) * 1e6, "full_median_us": q(full, 0.5),
             "full_p99_us": q(full, 0.99), "evaluate_mean_us": statistics.fmean(only) * 1e6,
-            "evaluate_median_us": q(only, 0.5), "evaluate_p99_us": q(only, 0.99)}
+            "evaluate_median_us": q(only, 0.5), "evaluate_p99_us": q(only, 0.99),
+            "compiled_mean_us": min(compiled) * 1e6}
 
 
 # ---------------------------------------------------------------- the spec's worked examples
@@ -325,11 +340,13 @@ def households_file(workdir: Path, size: int, seed: int) -> tuple[Path, float | 
     return path, time.perf_counter() - start
 
 
-def bench_one(households: Path, workdir: Path, jobs: list[int | None], batch: bool) -> dict[str, Any]:
+def bench_one(households: Path, workdir: Path, jobs: list[int | None], batch: bool,
+              reference: bool = True) -> dict[str, Any]:
     count = sum(1 for line in open(households, encoding="utf-8") if line.strip())  # noqa: SIM115
     stem = households.stem
     runs: dict[str, Any] = {}
     mine_out = workdir / f"{stem}.policydsl.jsonl"
+    reference_out = workdir / f"{stem}.reference.jsonl"
     for j in jobs if batch else [1]:
         label = f"policydsl, --jobs {j}" if j else "policydsl, default jobs"
         if batch:
@@ -339,6 +356,10 @@ def bench_one(households: Path, workdir: Path, jobs: list[int | None], batch: bo
             label = "policydsl, in-process loop (see NOTE)"
             cmd = [sys.executable, __file__, "--loop", str(households), str(mine_out)]
         runs[label] = run_measured(cmd)
+    if batch and reference:
+        runs["policydsl --engine reference, default jobs"] = run_measured(
+            [*policy_command(), "eval", str(households), "--output", str(reference_out), "--format", "jsonl",
+             "--no-progress", "--engine", "reference"])
     peer_out = workdir / f"{stem}.openfisca.jsonl"
     runs["OpenFisca (float32)"] = run_measured([sys.executable, str(HERE / "openfisca_anju.py"), str(households),
                                                 "--out", str(peer_out)])
@@ -348,7 +369,22 @@ def bench_one(households: Path, workdir: Path, jobs: list[int | None], batch: bo
         r["households_per_second"] = count / r["seconds"]
         del r["stderr"]
     agreement = compare(households, mine_out, peer_out)
-    return {"file": str(households), "households": count, "runs": runs, "agreement": agreement}
+    same = identical(mine_out, reference_out) if batch and reference else None
+    return {"file": str(households), "households": count, "runs": runs, "agreement": agreement,
+            "compiled_vs_reference": same}
+
+
+def identical(compiled: Path, reference: Path) -> dict[str, Any]:
+    """Whether the compiled path's rows are byte for byte the reference evaluator's rows."""
+    rows = differ = 0
+    first: int | None = None
+    with open(compiled, "rb") as a, open(reference, "rb") as b:
+        for number, (x, y) in enumerate(zip(a, b, strict=True), 1):
+            rows += 1
+            if x != y:
+                differ += 1
+                first = first or number
+    return {"rows": rows, "differ": differ, "first_difference": first}
 
 
 # ---------------------------------------------------------------- printing
@@ -376,7 +412,13 @@ def show(report: dict[str, Any]) -> None:
         peer = size["runs"]["OpenFisca (float32)"]["households_per_second"]
         for label, r in size["runs"].items():
             if label.startswith("policydsl"):
-                print(f"  OpenFisca / {label}: {peer / r['households_per_second']:.1f}x")
+                ratio = r["households_per_second"] / peer
+                print(f"  {label} vs OpenFisca: {ratio:.2f}x " + ("(faster)" if ratio >= 1 else "(slower)"))
+        same = size.get("compiled_vs_reference")
+        if same:
+            print(f"  compiled path vs reference evaluator: {same['rows'] - same['differ']:,} of {same['rows']:,} "
+                  "rows byte for byte identical" + (f"; first difference at line {same['first_difference']}"
+                                                    if same["differ"] else ""))
         a = size["agreement"]
         print("  agreement: " + ", ".join(f"{k}: {v:,}" for k, v in a["counts"].items()))
         if a["reasons"]:
@@ -385,9 +427,11 @@ def show(report: dict[str, Any]) -> None:
             print(f"    line {e['line']}: policydsl {e['policydsl']}, OpenFisca float32 {e['openfisca_float32']}, "
                   f"float64 {e['openfisca_float64']}; {'; '.join(e['near_bound']) or 'no test near a bound'}")
     lat = report["latency"]
-    print(f"\npolicydsl in-process, per household ({lat['households']:,} households, warm): parse+validate+evaluate "
-          f"mean {lat['full_mean_us']:.0f} µs, median {lat['full_median_us']:.0f} µs, p99 {lat['full_p99_us']:.0f} µs;"
-          f" evaluate alone mean {lat['evaluate_mean_us']:.0f} µs, median {lat['evaluate_median_us']:.0f} µs, "
+    print(f"\npolicydsl in-process, per household ({lat['households']:,} households, warm):\n"
+          f"  compiled path, chunks of 2,000: {lat['compiled_mean_us']:.1f} µs (read + evaluate + rows, averaged)\n"
+          f"  reference, one at a time: parse+validate+evaluate mean {lat['full_mean_us']:.0f} µs, median "
+          f"{lat['full_median_us']:.0f} µs, p99 {lat['full_p99_us']:.0f} µs; evaluate alone mean "
+          f"{lat['evaluate_mean_us']:.0f} µs, median {lat['evaluate_median_us']:.0f} µs, "
           f"p99 {lat['evaluate_p99_us']:.0f} µs")
 
 
@@ -403,6 +447,8 @@ def main() -> None:
                         help="policydsl --jobs values to time; 0 = the default (all cores)")
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
     parser.add_argument("--save", type=Path, help="also write the numbers as JSON to this file")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="skip the run of the reference evaluator alone (and the byte-for-byte comparison)")
     parser.add_argument("--force-loop", action="store_true",
                         help="time policydsl as the in-process loop even when `policy eval` has a batch mode")
     parser.add_argument("--loop", nargs=2, metavar=("IN", "OUT"), help=argparse.SUPPRESS)
@@ -425,7 +471,7 @@ def main() -> None:
         sizes = [*args.sizes, *([1_000_000] if args.big and 1_000_000 not in args.sizes else [])]
         files += [households_file(args.workdir, n, args.seed) for n in sizes]
     for path, generated in files:
-        result = bench_one(path, args.workdir, jobs, batch)
+        result = bench_one(path, args.workdir, jobs, batch, not args.no_reference)
         result["generated_seconds"] = generated
         report["sizes"].append(result)
     report["latency"] = latency(files[0][0])

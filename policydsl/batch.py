@@ -33,7 +33,8 @@ from .diagnostics import HouseholdError, PolicyDslError, UsageError
 from .evaluator import Evaluator
 from .household import load_json, read_household
 
-_encode = msgspec.json.Encoder().encode
+_encoder = msgspec.json.Encoder()  # the same bytes as json.dumps(ensure_ascii=False), compact; far quicker
+_encode = _encoder.encode
 
 CHUNK = 2000  # households handed to a worker at a time; bounds memory whatever the input size
 CSV_COLUMNS = ["source", "id", "eligible", "primary_category", "categories", "measures", "status",
@@ -109,20 +110,26 @@ class Summary:
         self.categories.update(other.categories)
 
     def add(self, row: dict[str, Any]) -> None:
-        self.total += 1
-        self.warned += "warnings" in row
         if "error" in row:
+            self.total += 1
             self.invalid += 1
+            self.warned += "warnings" in row
             return
-        if row["eligible"] is True:
+        self.count(row["eligible"], row["primary_category"], row["categories"], "warnings" in row)
+
+    def count(self, eligible: bool | None, primary: str | None, categories: list[str], warned: bool) -> None:
+        """One household that was evaluated."""
+        self.total += 1
+        self.warned += warned
+        if eligible is True:
             self.eligible += 1
-        elif row["eligible"] is False:
+        elif eligible is False:
             self.not_eligible += 1
         else:
             self.undetermined += 1
-        if row["primary_category"]:
-            self.primary[row["primary_category"]] += 1
-        self.categories.update(row["categories"])
+        if primary:
+            self.primary[primary] += 1
+        self.categories.update(categories)
 
     def render(self) -> str:
         lines = [f"{self.total} households: {self.eligible} eligible, {self.not_eligible} not eligible, "
@@ -179,6 +186,18 @@ class Worker:
     def render(self, items: list[Item], fmt: str) -> tuple[str, Summary]:
         """The rows of a chunk written out (JSON Lines or CSV, without the header), and what they hold."""
         summary = Summary()
+        if fmt == "jsonl" and self.fast is not None and items:  # rows written straight as text
+            lines = self.fast.lines([i.text for i in items], [i.source for i in items], self.as_of)
+            texts = []
+            for line, item in zip(lines, items, strict=True):
+                if line is None:
+                    row = self.row(item)
+                    summary.add(row)
+                    texts.append(jsonl_line(row))
+                else:
+                    summary.count(line.eligible, line.primary, line.categories, line.warned)
+                    texts.append(line.text)
+            return "".join(texts), summary
         rows = self.rows(items)
         for row in rows:
             summary.add(row)
@@ -187,17 +206,20 @@ class Worker:
             writer = csv.writer(out, lineterminator="\n")
             writer.writerows(csv_row(row, self.policy.report) for row in rows)
             return out.getvalue(), summary
-        return "".join(map(jsonl_line, rows)), summary
+        return _encoder.encode_lines(rows).decode("utf-8"), summary
 
 
 _worker: Worker | None = None
 
 
-def _start(policy_file: str, as_of: date | None, compiled: bool = True) -> None:
-    """Each process reads and compiles the policy itself (compiled closures do not travel between processes)."""
+def _start(policy_file: str, as_of: date | None, compiled: bool) -> None:
+    """A worker process's set-up. Forked, it already holds the parent's compiled Worker; started afresh
+    (where fork is not available), it reads and compiles the policy itself: compiled closures cannot be
+    sent between processes."""
     global _worker
-    from . import load_policy
-    _worker = Worker(load_policy(policy_file), as_of, compiled)
+    if _worker is None:
+        from . import load_policy
+        _worker = Worker(load_policy(policy_file), as_of, compiled)
     _fewer_collections()
 
 
@@ -221,9 +243,9 @@ def collecting_less() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _chunk(items: list[Item]) -> list[dict[str, Any]]:
+def _chunk(sources: list[str], texts: list[str]) -> list[dict[str, Any]]:
     assert _worker is not None
-    return _worker.rows(items)
+    return _worker.rows([Item(source, text) for source, text in zip(sources, texts, strict=True)])
 
 
 def _render(sources: list[str], texts: list[str], fmt: str) -> tuple[str, Summary]:
@@ -242,27 +264,42 @@ def chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
         yield chunk
 
 
+def _parallel(worker: Worker, items: Iterable[Item], jobs: int, task: Any, *extra: Any) -> Iterator[Any]:
+    """``task(sources, texts, *extra)`` for each chunk in ``jobs`` processes, results in input order, at most
+    two chunks per process in flight (so memory stays flat however many households there are)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor  # only for batches: keeps one-household start-up fast
+
+    global _worker
+    fork = "fork" in multiprocessing.get_all_start_methods()
+    _worker = worker if fork else None  # forked processes inherit it, compiled, instead of compiling again
+    context = multiprocessing.get_context("fork" if fork else None)
+    policy_file = worker.policy.policy.header.span.file
+    try:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start,
+                                 initargs=(policy_file, worker.as_of, worker.fast is not None)) as pool:
+            pending = []
+            for chunk in chunks(items, CHUNK):  # as two lists of texts: far quicker to send than Items
+                pending.append(pool.submit(task, [i.source for i in chunk], [i.text for i in chunk], *extra))
+                if len(pending) >= 2 * jobs:
+                    yield pending.pop(0).result()
+            for future in pending:
+                yield future.result()
+    finally:
+        _worker = None
+
+
 def evaluate_all(policy: CheckedPolicy, items: Iterable[Item], as_of: date | None = None,
                  jobs: int = 1) -> Iterator[dict[str, Any]]:
-    """Rows in input order. With ``jobs`` > 1, chunks go to that many processes, at most two chunks each
-    in flight, so memory stays flat however many households there are."""
+    """Rows in input order, evaluated in ``jobs`` processes."""
+    worker = Worker(policy, as_of)
     if jobs <= 1:
-        worker = Worker(policy, as_of)
         with collecting_less():
             for chunk in chunks(items, CHUNK):
                 yield from worker.rows(chunk)
         return
-    from concurrent.futures import ProcessPoolExecutor  # only for batches: keeps one-household start-up fast
-
-    policy_file = policy.policy.header.span.file
-    with ProcessPoolExecutor(max_workers=jobs, initializer=_start, initargs=(policy_file, as_of)) as pool:
-        pending = []
-        for chunk in chunks(items, CHUNK):
-            pending.append(pool.submit(_chunk, chunk))
-            if len(pending) >= 2 * jobs:
-                yield from pending.pop(0).result()
-        for future in pending:
-            yield from future.result()
+    for rows in _parallel(worker, items, jobs, _chunk):
+        yield from rows
 
 
 def render_all(policy: CheckedPolicy, items: Iterable[Item], fmt: str, as_of: date | None = None,
@@ -271,23 +308,13 @@ def render_all(policy: CheckedPolicy, items: Iterable[Item], fmt: str, as_of: da
     its summary: the fast way to a file, since rows then cross between processes as text."""
     if fmt not in ("jsonl", "csv"):
         raise UsageError(f"many households are written as jsonl or csv, not {fmt}")
+    worker = Worker(policy, as_of, compiled)
     if jobs <= 1:
-        worker = Worker(policy, as_of, compiled)
         with collecting_less():
             for chunk in chunks(items, CHUNK):
                 yield worker.render(chunk, fmt)
         return
-    from concurrent.futures import ProcessPoolExecutor
-
-    policy_file = policy.policy.header.span.file
-    with ProcessPoolExecutor(max_workers=jobs, initializer=_start, initargs=(policy_file, as_of, compiled)) as pool:
-        pending = []
-        for chunk in chunks(items, CHUNK):  # as two lists of texts: far quicker to send than Items
-            pending.append(pool.submit(_render, [i.source for i in chunk], [i.text for i in chunk], fmt))
-            if len(pending) >= 2 * jobs:
-                yield pending.pop(0).result()
-        for future in pending:
-            yield future.result()
+    yield from _parallel(worker, items, jobs, _render, fmt)
 
 
 # ---------------------------------------------------------------- writing rows

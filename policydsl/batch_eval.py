@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
 from math import lcm
-from typing import Any
+from typing import Any, NamedTuple
 
+import msgspec
 import numpy as np
 
 from . import nodes as n
@@ -73,6 +74,32 @@ class SeriesRef:
 
 
 Fn = Callable[["Chunk"], Any]
+_ENCODE = msgspec.json.Encoder().encode
+
+
+def _text(value: Any) -> str:
+    """A value as JSON text (msgspec writes what json.dumps(ensure_ascii=False) would, compactly)."""
+    return _ENCODE(value).decode("utf-8")
+
+
+def _id_text(ident: Any) -> str:
+    return "" if ident is None else f'"id":{_text(ident)},'
+
+
+def _warnings_text(warnings: list[str]) -> str:
+    return f',"warnings":{_text(warnings)}' if warnings else ""
+
+_BOOL = {True: "true", False: "false", None: "null"}
+
+
+class Line(NamedTuple):
+    """A row written as a line of JSON Lines, with what a batch's summary counts."""
+
+    text: str
+    eligible: bool | None
+    primary: str | None
+    categories: list[str]
+    warned: bool
 
 
 @dataclass
@@ -521,7 +548,14 @@ class BatchEvaluator:
 
     def rows(self, texts: list[str], sources: list[str], as_of: date | None) -> list[dict[str, Any] | None]:
         """One result row per text (as ``batch.Worker.row`` writes it), or None where the reference must answer."""
-        out: list[dict[str, Any] | None] = [None] * len(texts)
+        return self._answer(texts, sources, as_of, as_text=False)
+
+    def lines(self, texts: list[str], sources: list[str], as_of: date | None) -> list[Line | None]:
+        """Like ``rows``, each row already written as a line of JSON Lines."""
+        return self._answer(texts, sources, as_of, as_text=True)
+
+    def _answer(self, texts: list[str], sources: list[str], as_of: date | None, as_text: bool) -> list[Any]:
+        out: list[Any] = [None] * len(texts)
         cols = self.reader.read(texts)
         if not len(cols):
             return out
@@ -529,12 +563,12 @@ class BatchEvaluator:
         day = np.full(len(cols), as_of.toordinal()) if as_of is not None else \
             np.where(cols.as_of != 0, cols.as_of, today)
         first = self._decide(cols, day, track=False)
-        self._write(first, sources, out, first.decided & ~first.trouble)
+        self._write(first, sources, out, first.decided & ~first.trouble, as_text)
         again = np.flatnonzero(~first.decided & ~first.trouble)
         if len(again):  # missing facts: once more, tracking which facts each open question needs
             sub = cols.take(again)
             second = self._decide(sub, day[again], track=True)
-            self._write(second, sources, out, ~second.trouble)
+            self._write(second, sources, out, ~second.trouble, as_text)
         return out
 
     def _decide(self, cols: Columns, day: np.ndarray, track: bool) -> Decided:
@@ -577,8 +611,10 @@ class BatchEvaluator:
         reports = [self._values(name, fn(k), size) for name, fn in self.reports]
         return Decided(cols, day, k, results, eligible, status, reports, decided, k.trouble)
 
-    def _write(self, d: Decided, sources: list[str], out: list[dict[str, Any] | None], which: np.ndarray) -> None:
-        """The rows of the households ``which`` of a decided chunk, into their places in ``out``."""
+    def _write(self, d: Decided, sources: list[str], out: list[Any], which: np.ndarray, as_text: bool) -> None:
+        """The rows of the households ``which`` of a decided chunk, into their places in ``out``: as dicts
+        (what ``batch.Worker.row`` returns), or ``as_text``, as ``Line``s written straight from pieces of
+        JSON (the same bytes as encoding the dicts, without making them)."""
         pol = self.policy
         size = len(d.cols)
         categories = [r.id for r in pol.categories]
@@ -592,18 +628,28 @@ class BatchEvaluator:
         in_force = np.ones(size, dtype=bool) if self.in_force is None else \
             (d.day >= self.in_force[0]) & (d.day <= self.in_force[1])
         iso: dict[int, str] = {}
-        lists: dict[bytes, tuple[list[str], list[str]]] = {}
+        lists: dict[bytes, tuple[list[str], list[str], str]] = {}
         ncat = len(categories)
+        head = _text(self.head)
+        names = [name for name, _ in d.reports]
+        statuses = [_text(x) for x in status_ids]
+        values_text = [
+            "{" + ",".join(f'"{name}":"{v}"' for name, v in zip(names, row, strict=True) if v is not None) + "}"
+            for row in zip(*(text for _, text in d.reports), strict=True)] if as_text and d.reports else ["{}"] * size
+        eligible_known = d.eligible.known.tolist()
+        eligible_values = d.eligible.values.tolist()
         for i in np.flatnonzero(which).tolist():
             day = int(d.day[i])
             if day not in iso:
                 iso[day] = date.fromordinal(day).isoformat()
             key = held[i].tobytes()
             if key not in lists:
-                lists[key] = ([c for c, h in zip(categories, held[i], strict=False) if h],
-                              [m for m, h in zip(measures, held[i, ncat:], strict=False) if h])
-            cats, meas = lists[key]
-            eligible = bool(d.eligible.values[i]) if d.eligible.known[i] else None
+                cats = [c for c, h in zip(categories, held[i], strict=False) if h]
+                meas = [m for m, h in zip(measures, held[i, ncat:], strict=False) if h]
+                lists[key] = (cats, meas, f'"categories":{_text(cats)},"primary_category":'
+                                          f'{_text(cats[0] if cats else None)},"undetermined":')
+            cats, meas, cats_text = lists[key]
+            eligible = eligible_values[i] if eligible_known[i] else None
             undetermined: list[str] = []
             missing: list[str] = []
             if d.k.track and open_[i].any():
@@ -612,16 +658,28 @@ class BatchEvaluator:
                 for name in undetermined:
                     bits |= int(d.results[name].paths[i]) if isinstance(d.results[name].paths, np.ndarray) else 0
                 missing = sorted(d.k.paths_of(bits))
-            row: dict[str, Any] = {"source": sources[d.cols.rows[i]]}
-            if d.cols.ids[i] is not None:
-                row["id"] = d.cols.ids[i]
+            status = int(d.status[i])
+            values = [(name, text[i]) for name, text in d.reports if text[i] is not None] if not as_text else []
+            warnings = self._stale(day)
+            source, ident = sources[d.cols.rows[i]], d.cols.ids[i]
+            if as_text:  # the keys in the order of batch.Worker.row; names and amounts need no escaping
+                out[d.cols.rows[i]] = Line(
+                    f'{{"source":{_text(source)},{_id_text(ident)}"policy":{head},"as_of":"{iso[day]}",'
+                    f'"in_force":{_BOOL[bool(in_force[i])]},"eligible":{_BOOL[eligible]},{cats_text}'
+                    f'{_text(undetermined) if undetermined else "[]"},"measures":{_text(meas)},'
+                    f'"status":{statuses[status] if status >= 0 else "null"},'
+                    f'"missing":{_text(missing) if missing else "[]"},"values":{values_text[i]}'
+                    f'{_warnings_text(warnings)}}}\n',
+                    eligible, cats[0] if cats else None, cats, bool(warnings))
+                continue
+            row: dict[str, Any] = {"source": source}
+            if ident is not None:
+                row["id"] = ident
             row.update({
                 "policy": self.head, "as_of": iso[day], "in_force": bool(in_force[i]), "eligible": eligible,
                 "categories": list(cats), "primary_category": cats[0] if cats else None,
                 "undetermined": undetermined, "measures": list(meas),
-                "status": status_ids[d.status[i]] if d.status[i] >= 0 else None, "missing": missing,
-                "values": {name: text[i] for name, text in d.reports if text[i] is not None}})
-            warnings = self._stale(day)
+                "status": status_ids[status] if status >= 0 else None, "missing": missing, "values": dict(values)})
             if warnings:
                 row["warnings"] = list(warnings)
             out[d.cols.rows[i]] = row
@@ -652,4 +710,4 @@ def compile_batch(policy: CheckedPolicy) -> BatchEvaluator | None:
         return None
 
 
-__all__ = ["BatchEvaluator", "compile_batch"]
+__all__ = ["BatchEvaluator", "Line", "compile_batch"]

@@ -34,6 +34,7 @@ _LONGEST = 16  # characters of an amount this path reads (up to 10^12 元 in cen
 _ID_INT = re.compile(rb"-?\d{1,15}")
 _PLAIN = np.zeros(256, dtype=bool)  # the bytes of a plain number literal, and the padding of short ones
 _PLAIN[list(b"0123456789.\0")] = True
+_NULL = np.frombuffer(b"null", dtype=np.uint8)
 _DIGIT = np.zeros(256, dtype=np.int64)
 _DIGIT[48:58] = np.arange(10)
 _EMPTY: dict[str, Any] = {}
@@ -208,7 +209,7 @@ class ColumnReader:
         kind = te.kind
         size = len(raw)
         if kind in ("money", "number"):
-            values, known, bad = parse_units([b"" if r is UNSET else bytes(r) for r in raw], _DECIMALS[kind])
+            values, known, bad = parse_units([b"" if r is UNSET else r for r in raw], _DECIMALS[kind])
             low = _low(te.minimum, SCALE[kind])
             if low is not None:
                 bad |= known & (values < low)
@@ -216,17 +217,21 @@ class ColumnReader:
             return Leaf("num", values, known, SCALE[kind])
         if kind == "monthly":
             return self._series(raw, _low(te.minimum, 100), ok, keys)
-        known = np.fromiter((r is not UNSET and r is not None for r in raw), dtype=bool, count=size)
+        complete = not raw.count(UNSET) and not raw.count(None)  # the common case, read at C speed
+        known = np.ones(size, dtype=bool) if complete else \
+            np.fromiter((r is not UNSET and r is not None for r in raw), dtype=bool, count=size)
         if kind == "count":
-            return Leaf("num", np.fromiter((r if type(r) is int else 0 for r in raw), dtype=np.int64, count=size),
-                        known, 1)
+            values = np.array(raw, dtype=np.int64) if complete else \
+                np.fromiter((r if type(r) is int else 0 for r in raw), dtype=np.int64, count=size)
+            return Leaf("num", values, known, 1)
         if kind == "boolean":
-            return Leaf("bool", np.fromiter((r is True for r in raw), dtype=bool, count=size), known)
+            values = np.array(raw, dtype=bool) if complete else \
+                np.fromiter((r is True for r in raw), dtype=bool, count=size)
+            return Leaf("bool", values, known)
         if kind == "text":
             values = np.array([r if type(r) is str else "" for r in raw], dtype=object)
-            for i, r in enumerate(raw):
-                if type(r) is str and r != r.strip():
-                    ok[i] = False  # the reference warns about the spaces: let it
+            spaced = [i for i, r in enumerate(raw) if type(r) is str and r != r.strip()]
+            ok[spaced] = False  # the reference warns about the spaces: let it
             return Leaf("text", values, known)
         if kind == "date":
             ordinals = np.zeros(size, dtype=np.int64)
@@ -268,8 +273,8 @@ class ColumnReader:
             if len(months) >= 100_000:
                 months.clear()
             months[key] = int(key[:4]) * 12 + int(key[5:7]) - 1 if good else -1
-        index = np.fromiter((months[k] for d in dicts for k in d), dtype=np.int64, count=len(owner))
-        values, known, bad = parse_units([bytes(v) for d in dicts for v in d.values()], 2)
+        index = np.array([months[k] for d in dicts for k in d], dtype=np.int64)
+        values, known, bad = parse_units([v for d in dicts for v in d.values()], 2)
         if low is not None:
             bad |= known & (values < low)
         bad |= index < 0
@@ -308,18 +313,27 @@ def _low(minimum: Any, scale: int) -> int | None:
     return None if minimum is None else -((-minimum * scale).__floor__())
 
 
-def parse_units(texts: list[bytes], decimals: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """JSON value texts → (integers of 10^-decimals, known, bad), all at once.
+def parse_units(texts: list[Any], decimals: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """JSON value texts (bytes, or msgspec Raw) → (integers of 10^-decimals, known, bad), all at once.
 
     known: a plain number with at most ``decimals`` places and at most ``_LONGEST`` characters. bad:
     anything else but ``b""`` (absent) and ``null`` (missing) — an exponent, more places, a quoted text,
     true, an object… which the reference reader then judges. msgspec has already checked that each text
-    is one JSON value, so a text made only of digits, one point and a leading minus is a number literal."""
-    size = len(texts)
-    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=size)
+    is one JSON value, so a text made only of digits, one point and a leading minus is a number literal.
+    The texts are joined with NUL bytes, which JSON text never holds, and cut apart again by numpy."""
+    if not texts:
+        none = np.zeros(0, dtype=np.int64)
+        return none, none.astype(bool), none.astype(bool)
+    data = np.frombuffer(b"\0".join(texts) + b"\0", dtype=np.uint8)
+    ends = np.flatnonzero(data == 0)
+    starts = np.zeros_like(ends)
+    starts[1:] = ends[:-1] + 1
+    lengths = ends - starts
     width = min(int(lengths.max(initial=1)) or 1, _LONGEST + 1)  # longer texts are cut here, refused below
-    text = np.array(texts, dtype=f"S{width}")
-    chars = text.view(np.uint8).reshape(size, width).copy()
+    pos = np.arange(width)
+    inside = pos < lengths[:, None]
+    chars = np.where(inside, data[np.minimum(starts[:, None] + pos, len(data) - 1)], 0).astype(np.uint8)
+    absent = (lengths == 0) | ((lengths == 4) & (chars[:, :4] == _NULL).all(axis=1) if width >= 4 else False)
     minus = chars[:, 0] == 45
     chars[:, 0] = np.where(minus, 48, chars[:, 0])  # a leading minus reads as a 0 digit, the sign is kept apart
     at_point = chars == 46
@@ -329,7 +343,6 @@ def parse_units(texts: list[bytes], decimals: int) -> tuple[np.ndarray, np.ndarr
         & (lengths - point - 1 <= decimals) & (point - minus + decimals <= 18)
     units = (_DIGIT[chars] * _weights(width, decimals)[point]).sum(axis=1)
     units = np.where(known, np.where(minus, -units, units), 0)
-    absent = (lengths == 0) | ((lengths == 4) & (text == b"null"))
     return units, known, ~known & ~absent
 
 

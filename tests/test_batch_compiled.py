@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policydsl import load_policy
-from policydsl.batch import Item, Worker
+from policydsl.batch import Item, Worker, jsonl_line
 from policydsl.batch_eval import BatchEvaluator, compile_batch
 from policydsl.batch_read import parse_units
 from tests.test_properties import households_near_bounds, mutated_households
@@ -61,6 +61,11 @@ def test_compiled_rows_equal_the_reference_rows(texts, as_of):
     for policy in (POLICY, POLICY_2020):
         _, rows, reference = both(policy, texts, as_of)
         assert rows == reference
+        # and the rows written straight as JSON text are the bytes of the reference rows encoded
+        items = [Item(f"line {i + 1}", t) for i, t in enumerate(texts)]
+        text, summary = Worker(policy, as_of).render(items, "jsonl")
+        assert text == "".join(map(jsonl_line, reference))
+        assert summary.total == len(texts)
 
 
 @SETTINGS
