@@ -273,12 +273,16 @@ def render_text(diff: PolicyDiff, result: Impact | None = None) -> str:
     if diff.rules:
         lines.append("Rules 规则")
         for r in diff.rules:
-            lines.append(f"  {r.change:<8} {r.kind} {r.id} 「{r.new_label or r.old_label}」")
-            for label, conds, clause in (("before", r.old_conditions, r.old_clause),
-                                         ("after ", r.new_conditions, r.new_clause)):
-                if conds:
-                    lines.append(f"      {label}: " + f"\n      {' ' * len(label)}  ".join(conds))
-                    lines.append(f"      {' ' * len(label)}  clause: {clause}")
+            renamed = r.change == "changed" and r.old_label != r.new_label
+            lines.append(f"  {r.change:<8} {r.kind} {r.id}" + ("" if renamed else f" 「{r.new_label or r.old_label}」"))
+            for side, words, conds, clause in (("before", r.old_label, r.old_conditions, r.old_clause),
+                                               ("after ", r.new_label, r.new_conditions, r.new_clause)):
+                if not conds and not words:
+                    continue
+                pad = " " * len(side)
+                body = [*([f"「{words}」"] if renamed and words else []), *conds,
+                        *([f"clause: {clause}"] if clause else [])]
+                lines.append(f"      {side}: " + f"\n      {pad}  ".join(body))
         lines.append("")
     if result is not None:
         lines += _impact_text(result)
@@ -372,10 +376,15 @@ _HTML = """<!DOCTYPE html>
 {% if rules %}<h2>Rules 规则</h2>
 <table><tr><th>rule</th><th>before</th><th>after</th></tr>
 {% for r in rules %}<tr>
-<td>{{ r.kind }} <code>{{ r.id }}</code> ({{ r.change }})<br>{{ r.new_label or r.old_label }}</td>
-<td class="before">{% for c in r.old_conditions %}<code>{{ c }}</code><br>{% endfor %}
+<td>{{ r.kind }} <code>{{ r.id }}</code> ({{ r.change }}){% if r.old_label == r.new_label or not r.old_label
+or not r.new_label %}<br>{{ r.new_label or r.old_label }}{% endif %}</td>
+<td class="before">{% if r.old_label and r.new_label and r.old_label != r.new_label %}
+<p>「{{ r.old_label }}」</p>{% endif %}
+{% for c in r.old_conditions %}<code>{{ c }}</code><br>{% endfor %}
 {% if r.old_clause %}<p class="clause">{{ r.old_clause }}</p>{% endif %}</td>
-<td class="after">{% for c in r.new_conditions %}<code>{{ c }}</code><br>{% endfor %}
+<td class="after">{% if r.old_label and r.new_label and r.old_label != r.new_label %}
+<p>「{{ r.new_label }}」</p>{% endif %}
+{% for c in r.new_conditions %}<code>{{ c }}</code><br>{% endfor %}
 {% if r.new_clause %}<p class="clause">{{ r.new_clause }}</p>{% endif %}</td></tr>{% endfor %}
 </table>{% endif %}
 {% if impact %}<h2>Impact 影响: {{ impact.households }} households</h2>

@@ -54,7 +54,7 @@ WORDS: dict[str, dict[str, str]] = {
         "statuses": "解困脱困状态",
         "statuses_note": "仅适用于满足状态前提的家庭；按顺序取第一个成立的状态。",
         "status_precondition": "状态前提",
-        "at_least": "不少于", "one_of": "取值之一", "fields": "字段",
+        "at_least": "不少于", "one_of": "取值之一", "any_of": "可选取值（可多选）", "fields": "字段",
     },
     "en": {
         "subtitle": "The policy beside the notice", "jurisdiction": "Jurisdiction", "in_force": "In force",
@@ -83,7 +83,7 @@ WORDS: dict[str, dict[str, str]] = {
         "statuses": "Statuses",
         "statuses_note": "Only for households meeting the status precondition; the first that holds.",
         "status_precondition": "Status precondition",
-        "at_least": "at least", "one_of": "one of", "fields": "fields",
+        "at_least": "at least", "one_of": "one of", "any_of": "any of", "fields": "fields",
     },
 }
 
@@ -150,6 +150,26 @@ def _type_of(policy: CheckedPolicy, te: n.TypeExpr) -> Type:
     return Type(te.kind, te.period if te.kind == "money" else None)
 
 
+_ZH_KINDS = {"count": "计数（整数）", "number": "数值", "boolean": "是/否", "date": "日期", "text": "文字",
+             "series": "逐月金额（元/月）", "window": "月份区间", "month": "月份"}
+
+
+def _type_words(policy: CheckedPolicy, t: Type, lang: str) -> str:
+    """A type in the page's language: 'a monthly amount (元 per month)', or 月度金额（元/月）."""
+    if lang != "zh":
+        return t.describe()
+    if t.kind == "money":
+        if t.period and t.period.endswith(" months"):
+            return f"{t.period.split()[0]}个月合计金额（元）"
+        return {"month": "月度金额（元/月）", "year": "12个月合计金额（元）", None: "金额（元）"}[t.period]
+    named = policy.enums.get(t.of or "") or policy.records.get(t.of or "")
+    label = (named.label if named is not None else None) or t.of or ""
+    if t.kind in ("enum", "set", "list", "record"):
+        return {"enum": f"{label}（单选）", "set": f"{label}（可多选）", "list": f"{label}列表",
+                "record": f"{label}（记录）"}[t.kind]
+    return _ZH_KINDS.get(t.kind, t.describe())
+
+
 def _constraints(policy: CheckedPolicy, te: n.TypeExpr, words: dict[str, str], lang: str) -> list[str]:
     found: list[str] = []
     if te.minimum is not None:
@@ -157,11 +177,11 @@ def _constraints(policy: CheckedPolicy, te: n.TypeExpr, words: dict[str, str], l
     if te.of in policy.enums:
         sep = "、" if lang == "zh" else ", "
         members = sep.join(_labels(m, lang)[0] or m.name for m in policy.enums[te.of].members)
-        found.append(f"{words['one_of']}: {members}")
+        found.append(f"{words['any_of' if te.kind == 'set' else 'one_of']}: {members}")
     elif te.of in policy.records:
         for f in policy.records[te.of].fields:
             label = _labels(f, lang)[0]
-            kind = _type_of(policy, f.type).describe()
+            kind = _type_words(policy, _type_of(policy, f.type), lang)
             bound = f" ≥ {f.type.minimum}" if f.type.minimum is not None else ""
             found.append(f"{f.name}" + (f" ({label})" if label else "") + f": {kind}{bound}")
     return found
@@ -216,13 +236,13 @@ def doc_context(policy: CheckedPolicy, lang: str = "zh") -> dict[str, Any]:
                            "provenance_text": words[provenance], "note": note or ""})
         parameters.append({"name": param.name, "label": label, "label_alt": label_alt, "unit": param.unit or "",
                            "source": param.source or "",
-                           "type": _type_of(policy, param.type).describe() if param.type else "",
+                           "type": _type_words(policy, _type_of(policy, param.type), lang) if param.type else "",
                            "dated": values})
     inputs = []
     for i in p.inputs:
         label, label_alt = _labels(i, lang)
         inputs.append({"name": i.name, "label": label, "label_alt": label_alt,
-                       "type": policy.symbols[i.name].type.describe(),
+                       "type": _type_words(policy, policy.symbols[i.name].type, lang),
                        "constraints": _constraints(policy, i.type, words, lang)})
     definitions = []
     for d in p.definitions:

@@ -119,9 +119,12 @@ def test_an_end_before_the_start_is_an_error(tmp_path):
 
 def test_diff_names_the_changed_rule_and_values():
     text = render_text(compare(load_policy(OLD), load_policy(NEW)))
-    assert "changed  category category_1 「近12个月中累计6个月家庭人均收入低于最低生活保障标准」" in text
-    assert "before: requires every m in window: income_history[m] / members 低于 dibao_standard" in text
-    assert "after : requires low_months 达到 6" in text
+    assert "changed  category category_1\n" in text
+    # the rule in words (its label), then its conditions and clause, before and after
+    assert "before: 「家庭人均收入连续6个月低于最低生活保障标准」\n" in text
+    assert "after : 「近12个月中累计6个月家庭人均收入低于最低生活保障标准」\n" in text
+    assert "        requires every m in window: income_history[m] / members 低于 dibao_standard" in text
+    assert "        requires low_months 达到 6" in text
     assert "added    dibao_standard 「安居区城市居民最低生活保障标准」: from 2021-01-01 until 2021-12-31 = 640" in text
     assert "category_2" not in text.split("Rules 规则")[1]  # unchanged rules are not listed
 

@@ -111,9 +111,10 @@ def test_every_parameter_value_with_date_and_mark(policy, page, markdown):
 
 def test_inputs_and_definitions(policy, page):
     text = page_text(page)
+    english = page_text(render_doc(policy, "html", "en"))
     for i in policy.policy.inputs:
         assert i.name in text and i.label in text
-        assert policy.symbols[i.name].type.describe() in text
+        assert policy.symbols[i.name].type.describe() in english
     assert "≥ 1" in text  # members >= 1
     assert "患病、子女上学" in text  # the values a set of causes may take
     for d in policy.policy.definitions:
@@ -126,6 +127,14 @@ def test_properties_at_the_end(policy, page):
     for prop in policy.properties:
         assert prop.name in text
         assert text.index(prop.name) > text.index(policy.statuses[-1].clause)
+
+
+def test_types_are_described_in_the_pages_language(policy, page):
+    text = page_text(page)
+    assert "申请人（记录）" in text and "12个月合计金额（元）" in text and "致困原因（可多选）" in text
+    assert "record" not in text and "amount of money" not in text
+    english = page_text(render_doc(policy, "html", "en"))
+    assert "an applicant_facts record" in english and "a 12-month amount (元 per year)" in english
 
 
 def test_english_headings(policy):
