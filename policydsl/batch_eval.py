@@ -661,6 +661,8 @@ class BatchEvaluator:
             status = int(d.status[i])
             values = [(name, text[i]) for name, text in d.reports if text[i] is not None] if not as_text else []
             warnings = self._stale(day)
+            if d.cols.warnings[i]:
+                warnings = [*d.cols.warnings[i], *warnings]
             source, ident = sources[d.cols.rows[i]], d.cols.ids[i]
             if as_text:  # the keys in the order of batch.Worker.row; names and amounts need no escaping
                 out[d.cols.rows[i]] = Line(

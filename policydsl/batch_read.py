@@ -66,6 +66,7 @@ class Columns:
     leaves: dict[str, Leaf]
     as_of: np.ndarray  # ordinal of the household's own as_of, 0 where it gives none
     ids: list[Any] = field(default_factory=list)  # the household's 'id' when it gives one, else None
+    warnings: list[list[str]] = field(default_factory=list)  # what the reference reader warns about, each
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -73,7 +74,8 @@ class Columns:
     def take(self, keep: np.ndarray) -> Columns:
         """The households at positions ``keep`` (sorted) only."""
         leaves = {k: _take(leaf, keep, len(self)) for k, leaf in self.leaves.items()}
-        return Columns([self.rows[i] for i in keep], leaves, self.as_of[keep], [self.ids[i] for i in keep])
+        return Columns([self.rows[i] for i in keep], leaves, self.as_of[keep], [self.ids[i] for i in keep],
+                       [self.warnings[i] for i in keep])
 
 
 def _optional(t: Any) -> Any:
@@ -101,6 +103,7 @@ class ColumnReader:
                           if d.type.kind == "named" and d.type.of in policy.records}
         self.record_inputs = {name: len(policy.records[of].fields) for name, of in self.record_of.items()}
         self.dates: dict[str, int | None] = {}
+        self.spaced: list[tuple[int, str]] = []  # (household, warning) found while reading a chunk
         self.months: dict[str, int] = {}  # month key → month index (year × 12 + month - 1), -1 if not a month
 
     # ------------------------------------------------------------ msgspec types from the declarations
@@ -196,16 +199,22 @@ class ColumnReader:
                 fields.update(zip((f"{name}.{f}" for f in names), zip(*inner, strict=True), strict=True))
             else:
                 fields.update((f"{name}.{f}", ()) for f in names)
-        leaves = {path: self._leaf(list(tops[path] if path in tops else fields[path]), te, ok, keys)
+        leaves = {path: self._leaf(list(tops[path] if path in tops else fields[path]), te, ok, keys, path)
                   for path, te in self.plan}
         colons = np.fromiter((texts[i].count(":") for i in rows), dtype=np.int64, count=size)
         ok &= colons == keys
         day = self._as_of(tops["as_of"], ok) if "as_of" in tops else np.zeros(size, dtype=np.int64)
         ids = [None if v is UNSET else _id(v) for v in tops["id"]] if "id" in tops else [None] * size
-        columns = Columns(rows, leaves, day, ids)
+        warnings: list[list[str]] = [[] for _ in range(size)]
+        for i, message in self.spaced:
+            if warnings[i]:
+                ok[i] = False  # two warnings: their order follows the document's keys; the reference knows it
+            warnings[i].append(message)
+        self.spaced.clear()
+        columns = Columns(rows, leaves, day, ids, warnings)
         return columns if ok.all() else columns.take(np.flatnonzero(ok))
 
-    def _leaf(self, raw: list[Any], te: n.TypeExpr, ok: np.ndarray, keys: np.ndarray) -> Leaf:
+    def _leaf(self, raw: list[Any], te: n.TypeExpr, ok: np.ndarray, keys: np.ndarray, path: str) -> Leaf:
         kind = te.kind
         size = len(raw)
         if kind in ("money", "number"):
@@ -230,8 +239,8 @@ class ColumnReader:
             return Leaf("bool", values, known)
         if kind == "text":
             values = np.array([r if type(r) is str else "" for r in raw], dtype=object)
-            spaced = [i for i, r in enumerate(raw) if type(r) is str and r != r.strip()]
-            ok[spaced] = False  # the reference warns about the spaces: let it
+            self.spaced += [(i, f'{path}: "{r}" begins or ends with spaces, which count when it is compared')
+                            for i, r in enumerate(raw) if type(r) is str and r != r.strip()]  # as the reference
             return Leaf("text", values, known)
         if kind == "date":
             ordinals = np.zeros(size, dtype=np.int64)
