@@ -191,10 +191,10 @@ def _batch_items(household: str) -> tuple[Any, str | None]:
                              "to evaluate them all")
     if path.suffix.lower() in (".jsonl", ".ndjson"):
         try:
-            stream = path.open("rb")
+            path.open("rb").close()
         except OSError as exc:
             raise UsageError(f"{household}: cannot read it ({exc.strerror})") from None
-        return batch.items_from_lines(stream), None
+        return batch.JsonlFile(path), None
     return None, None
 
 
@@ -227,21 +227,17 @@ def _run_batch(policy: Any, items: Any, day: date | None, fmt: str, output: str 
     except OSError as exc:
         raise UsageError(f"{output}: cannot write it ({exc.strerror})") from None
     bar: Any = None
-    if show and size:  # a bar over the input read so far (it runs a little ahead of the rows written)
+    if show and size:  # a bar over the input evaluated so far
         bar = click.progressbar(length=size, label="evaluating", file=sys.stderr, show_pos=False, show_eta=True)
         bar.__enter__()
-
-        def counted(stream: Any) -> Any:
-            for item in stream:
-                bar.update(item.size)
-                yield item
-        items = counted(items)
     try:
         writer = Writer(out, fmt, policy.report)
-        for text, part in render_all(policy, items, fmt, day, jobs or default_jobs(), compiled):
+        for text, part, done in render_all(policy, items, fmt, day, jobs or default_jobs(), compiled):
             writer.write_text(text)
             summary.merge(part)
-            if show and bar is None:
+            if bar is not None:
+                bar.update(done)
+            elif show:
                 click.echo(f"\r{summary.total:,} households…", nl=False, err=True)
     finally:
         if output:

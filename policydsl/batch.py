@@ -55,11 +55,12 @@ class Item(NamedTuple):
     size: int = 0
 
 
-def items_from_lines(stream: IO[bytes], head: Iterable[bytes] = ()) -> Iterator[Item]:
+def items_from_lines(stream: IO[bytes], head: Iterable[bytes] = (), before: int = 0) -> Iterator[Item]:
     """JSON Lines from a binary stream: one household per non-empty line, named by its line number.
 
-    ``head`` holds the lines already read from the stream (standard input is sniffed that way)."""
-    number = 0
+    ``head`` holds the lines already read from the stream (standard input is sniffed that way); ``before``
+    is the number of lines that came before the stream (a block of a file)."""
+    number = before
     block: list[bytes] = list(head)
     while True:
         for raw in block:
@@ -74,6 +75,40 @@ def items_from_lines(stream: IO[bytes], head: Iterable[bytes] = ()) -> Iterator[
         block = stream.readlines(1 << 20)  # about a megabyte of lines at a time: far quicker than line by line
         if not block:
             return
+
+
+class JsonlFile:
+    """A JSON Lines file: its items, read line by line, or blocks of whole lines that worker processes
+    read themselves (so that the main process does not read, decode and send every line)."""
+
+    BLOCK = 1 << 21  # bytes: about 2,500 households
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __iter__(self) -> Iterator[Item]:
+        with open(self.path, "rb") as stream:
+            yield from items_from_lines(stream)
+
+    def blocks(self) -> Iterator[tuple[int, int, int]]:
+        """(offset, length, lines before it) of each block, cut after a newline."""
+        offset = lines = 0
+        with open(self.path, "rb") as stream:
+            while True:
+                data = stream.read(self.BLOCK)
+                if not data:
+                    return
+                data += stream.readline()  # to the end of the line
+                yield offset, len(data), lines
+                offset += len(data)
+                lines += data.count(b"\n")
+
+
+def _block_items(path: Path, offset: int, length: int, before: int) -> list[Item]:
+    with open(path, "rb") as stream:
+        stream.seek(offset)
+        data = stream.read(length)
+    return list(items_from_lines(io.BytesIO(data), before=before))
 
 
 def items_from_folder(folder: Path) -> Iterator[Item]:
@@ -243,14 +278,20 @@ def collecting_less() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _chunk(sources: list[str], texts: list[str]) -> list[dict[str, Any]]:
+def _chunk(sources: list[str], texts: list[str], size: int) -> list[dict[str, Any]]:
     assert _worker is not None
     return _worker.rows([Item(source, text) for source, text in zip(sources, texts, strict=True)])
 
 
-def _render(sources: list[str], texts: list[str], fmt: str) -> tuple[str, Summary]:
+def _render(sources: list[str], texts: list[str], size: int, fmt: str) -> tuple[str, Summary, int]:
     assert _worker is not None
-    return _worker.render([Item(source, text) for source, text in zip(sources, texts, strict=True)], fmt)
+    items = [Item(source, text) for source, text in zip(sources, texts, strict=True)]
+    return (*_worker.render(items, fmt), size)
+
+
+def _render_block(path: Path, offset: int, length: int, before: int, fmt: str) -> tuple[str, Summary, int]:
+    assert _worker is not None
+    return (*_worker.render(_block_items(path, offset, length, before), fmt), length)
 
 
 def chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
@@ -265,7 +306,7 @@ def chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
 
 
 def _parallel(worker: Worker, items: Iterable[Item], jobs: int, task: Any, *extra: Any) -> Iterator[Any]:
-    """``task(sources, texts, *extra)`` for each chunk in ``jobs`` processes, results in input order, at most
+    """``task(sources, texts, size, *extra)`` for each chunk in ``jobs`` processes, results in input order, at most
     two chunks per process in flight (so memory stays flat however many households there are)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor  # only for batches: keeps one-household start-up fast
@@ -275,12 +316,18 @@ def _parallel(worker: Worker, items: Iterable[Item], jobs: int, task: Any, *extr
     _worker = worker if fork else None  # forked processes inherit it, compiled, instead of compiling again
     context = multiprocessing.get_context("fork" if fork else None)
     policy_file = worker.policy.policy.header.span.file
+    work: Iterator[tuple[Any, ...]]
+    if isinstance(items, JsonlFile) and task is _render:  # each process reads its own blocks of the file
+        task, work = _render_block, ((items.path, *block) for block in items.blocks())
+    else:  # chunks as two lists of texts: far quicker to send than Items
+        work = (([i.source for i in chunk], [i.text for i in chunk], sum(i.size for i in chunk))
+                for chunk in chunks(items, CHUNK))
     try:
         with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start,
                                  initargs=(policy_file, worker.as_of, worker.fast is not None)) as pool:
             pending = []
-            for chunk in chunks(items, CHUNK):  # as two lists of texts: far quicker to send than Items
-                pending.append(pool.submit(task, [i.source for i in chunk], [i.text for i in chunk], *extra))
+            for args in work:
+                pending.append(pool.submit(task, *args, *extra))
                 if len(pending) >= 2 * jobs:
                     yield pending.pop(0).result()
             for future in pending:
@@ -303,16 +350,17 @@ def evaluate_all(policy: CheckedPolicy, items: Iterable[Item], as_of: date | Non
 
 
 def render_all(policy: CheckedPolicy, items: Iterable[Item], fmt: str, as_of: date | None = None,
-               jobs: int = 1, compiled: bool = True) -> Iterator[tuple[str, Summary]]:
+               jobs: int = 1, compiled: bool = True) -> Iterator[tuple[str, Summary, int]]:
     """Like ``evaluate_all``, but each chunk comes written out (by the process that evaluated it) with
-    its summary: the fast way to a file, since rows then cross between processes as text."""
+    its summary and the bytes of input it took: the fast way to a file, since rows then cross between
+    processes as text. Given a ``JsonlFile``, the processes read their blocks of it themselves."""
     if fmt not in ("jsonl", "csv"):
         raise UsageError(f"many households are written as jsonl or csv, not {fmt}")
     worker = Worker(policy, as_of, compiled)
     if jobs <= 1:
         with collecting_less():
             for chunk in chunks(items, CHUNK):
-                yield worker.render(chunk, fmt)
+                yield (*worker.render(chunk, fmt), sum(i.size for i in chunk))
         return
     yield from _parallel(worker, items, jobs, _render, fmt)
 
@@ -380,5 +428,5 @@ def whole_object(line: bytes) -> bool:
         return False
 
 
-__all__ = ["CSV_COLUMNS", "Item", "Summary", "Worker", "Writer", "default_jobs", "evaluate_all", "items_from_folder",
-           "items_from_lines", "render_all", "whole_object"]
+__all__ = ["CSV_COLUMNS", "Item", "JsonlFile", "Summary", "Worker", "Writer", "default_jobs", "evaluate_all",
+           "items_from_folder", "items_from_lines", "render_all", "whole_object"]

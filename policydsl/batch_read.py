@@ -32,6 +32,7 @@ SCALE = {"money": 100, "number": 10**6}  # the denominator a read amount or numb
 _DECIMALS = {"money": 2, "number": 6}
 _LONGEST = 16  # characters of an amount this path reads (up to 10^12 元 in cents); longer: the reference
 _ID_INT = re.compile(rb"-?\d{1,15}")
+_SERIES_CHARS = re.compile(rb'\{["0-9:,.\-nul]*\}')  # may be a plain series ({"2019-03":1500,"2019-04":null})
 _PLAIN = np.zeros(256, dtype=bool)  # the bytes of a plain number literal, and the padding of short ones
 _PLAIN[list(b"0123456789.\0")] = True
 _NULL = np.frombuffer(b"null", dtype=np.uint8)
@@ -103,6 +104,7 @@ class ColumnReader:
                           if d.type.kind == "named" and d.type.of in policy.records}
         self.record_inputs = {name: len(policy.records[of].fields) for name, of in self.record_of.items()}
         self.dates: dict[str, int | None] = {}
+        self.series_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
         self.spaced: list[tuple[int, str]] = []  # (household, warning) found while reading a chunk
         self.months: dict[str, int] = {}  # month key → month index (year × 12 + month - 1), -1 if not a month
 
@@ -118,7 +120,7 @@ class ColumnReader:
             if in_list:
                 raise Unsupported(f"{path}: a monthly series inside a list")
             self.plan.append((path, te))
-            return _optional(dict[str, msgspec.Raw])
+            return msgspec.Raw  # read in ``_series``, most often without making a dict (null: missing)
         if kind == "count":
             if not in_list:
                 self.plan.append((path, te))
@@ -269,12 +271,80 @@ class ColumnReader:
         raise AssertionError(kind)
 
     def _series(self, raw: list[Any], low: int | None, ok: np.ndarray, keys: np.ndarray) -> Leaf:
-        """Monthly amounts of every household, flattened: (household, month index, amount), sorted."""
+        """Monthly amounts of every household, flattened: (household, month index, amount), sorted.
+
+        A series written plainly (``{"2019-03":1500,"2019-04":1500.5}``: no spaces, numbers or null) is
+        read from one joined buffer by numpy; any other is decoded by msgspec and read value by value."""
         size = len(raw)
-        dicts = [r if type(r) is dict else _EMPTY for r in raw]
-        counts = np.fromiter(map(len, dicts), dtype=np.int64, count=size)
-        keys += counts
-        owner = np.repeat(np.arange(size, dtype=np.int64), counts)
+        given = [i for i, r in enumerate(raw) if r is not UNSET]
+        simple = [i for i in given if _SERIES_CHARS.fullmatch(raw[i])]
+        parts: list[Any] = []
+        plain = np.zeros(0, dtype=np.int64)
+        if simple:
+            plain, *part = self._plain_series([raw[i] for i in simple], np.array(simple, dtype=np.int64))
+            parts.append(part)
+        other = sorted(set(given) - set(plain.tolist()))
+        if other:
+            parts.append(self._other_series([raw[i] for i in other], np.array(other, dtype=np.int64)))
+        if not parts:
+            none = np.zeros(0, dtype=np.int64)
+            parts.append([none, none, none, none.astype(bool), none.astype(bool)])
+        owner, index, values, known, bad = (np.concatenate(x) for x in zip(*parts, strict=True))
+        keys += np.bincount(owner, minlength=size)
+        if low is not None:
+            bad |= known & (values < low)
+        bad |= index < 0
+        keep = known & ~bad
+        key = (owner << 20) | np.maximum(index, 0)
+        order = np.argsort(key, kind="stable")
+        twice = np.zeros(len(key), dtype=bool)
+        twice[order[1:]] = key[order[1:]] == key[order[:-1]]  # a month given twice: the reference refuses it
+        ok[owner[bad | twice]] = False
+        present = np.zeros(size, dtype=bool)
+        present[given] = True
+        return _flat_series(owner[keep], index[keep], values[keep], present)
+
+    def _plain_series(self, texts: list[Any], rows: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Series written plainly, read from one buffer: each month key sits at fixed places before its
+        colon, each amount between the colon and the next comma or brace. Returns the rows read this way
+        (a series that turns out not to be plain is left to ``_other_series``) and their entries."""
+        data = np.frombuffer(b"\0".join(texts) + b"\0", dtype=np.uint8)
+        nul = np.flatnonzero(data == 0)
+        starts = np.concatenate(([0], nul[:-1] + 1))
+        colons = np.flatnonzero(data == 58)
+        seg = np.searchsorted(nul, colons)  # which series each entry is in
+        count = len(texts)
+        at = np.concatenate((data, np.zeros(2, dtype=np.uint8)))  # room to look one past the end
+
+        def back(k: int) -> np.ndarray:  # the byte k places before each colon (a NUL before the buffer)
+            return np.where(colons >= k, data[np.maximum(colons - k, 0)], 0)
+
+        ends = np.flatnonzero((data == 44) | (data == 125))  # the comma or brace that ends each amount
+        stops = ends[np.minimum(np.searchsorted(ends, colons), len(ends) - 1)] if len(ends) else colons
+        key = np.stack([back(k) for k in (8, 7, 6, 5, 3, 2)]).astype(np.int64) - 48  # YYYY and MM
+        entry = (back(1) == 34) & (back(9) == 34) & (back(4) == 45) & ((key >= 0) & (key <= 9)).all(axis=0) \
+            & ((back(10) == 123) | (back(10) == 44)) & (stops > colons) \
+            & (((at[stops] == 44) & (at[stops + 1] == 34)) | ((at[stops] == 125) & (at[stops + 1] == 0)))
+        quotes = np.bincount(np.searchsorted(nul, np.flatnonzero(data == 34)), minlength=count)
+        braces = np.bincount(np.searchsorted(nul, np.flatnonzero((data == 123) | (data == 125))), minlength=count)
+        entries = np.bincount(seg, minlength=count)
+        good = (quotes == 2 * entries) & (braces == 2) & (data[starts] == 123) & (data[nul - 1] == 125) \
+            & (np.bincount(seg, weights=~entry, minlength=count) == 0)
+        values, known, bad = _parse_segments(data, colons + 1, stops - colons - 1, 2)
+        take = good[seg]
+        year = key[0] * 1000 + key[1] * 100 + key[2] * 10 + key[3]
+        month = key[4] * 10 + key[5]
+        index = np.where((month >= 1) & (month <= 12), year * 12 + month - 1, -1)[take]
+        return rows[good], rows[seg[take]], index, values[take], known[take], bad[take]
+
+    def _other_series(self, texts: list[Any], rows: np.ndarray) -> tuple[np.ndarray, ...]:
+        dicts: list[dict[str, Any]] = []
+        for text in texts:
+            try:
+                dicts.append(self.series_decoder.decode(text))
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                dicts.append({"": b""})  # not an object of months: the key is refused below
+        owner = np.repeat(rows, np.fromiter(map(len, dicts), dtype=np.int64, count=len(dicts)))
         months = self.months
         for key in {k for d in dicts for k in d if k not in months}:
             m = MONTH_KEY.match(key)
@@ -284,13 +354,7 @@ class ColumnReader:
             months[key] = int(key[:4]) * 12 + int(key[5:7]) - 1 if good else -1
         index = np.array([months[k] for d in dicts for k in d], dtype=np.int64)
         values, known, bad = parse_units([v for d in dicts for v in d.values()], 2)
-        if low is not None:
-            bad |= known & (values < low)
-        bad |= index < 0
-        ok[owner[bad]] = False
-        keep = known & ~bad
-        return _flat_series(owner[keep], index[keep], values[keep],
-                            np.fromiter((type(r) is dict for r in raw), dtype=bool, count=size))
+        return owner, index, values, known, bad
 
     def _date(self, text: str) -> int | None:
         if text not in self.dates:
@@ -337,7 +401,12 @@ def parse_units(texts: list[Any], decimals: int) -> tuple[np.ndarray, np.ndarray
     ends = np.flatnonzero(data == 0)
     starts = np.zeros_like(ends)
     starts[1:] = ends[:-1] + 1
-    lengths = ends - starts
+    return _parse_segments(data, starts, ends - starts, decimals)
+
+
+def _parse_segments(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
+                    decimals: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``parse_units`` of the pieces ``data[start:start + length]`` of one buffer."""
     width = min(int(lengths.max(initial=1)) or 1, _LONGEST + 1)  # longer texts are cut here, refused below
     pos = np.arange(width)
     inside = pos < lengths[:, None]

@@ -124,3 +124,24 @@ def test_a_forced_progress_display_does_not_disturb_the_rows(tmp_path):
     result = run("eval", str(path), "--progress", "-j", "1")
     assert [json.loads(line)["id"] for line in result.stdout.splitlines()] == ["h0", "h1", "h2"]
     assert "evaluating" in result.stderr and "3 households: " in result.stderr
+
+
+def test_worker_processes_reading_blocks_of_the_file_give_the_same_rows(tmp_path, monkeypatch):
+    from policydsl import load_policy
+    from policydsl.batch import JsonlFile, render_all
+
+    docs = households(40)
+    lines = [json.dumps(d, ensure_ascii=False) for d in docs]
+    lines[3], lines[17] = "{not json", ""  # a broken line and a blank one keep their numbers
+    path = tmp_path / "h.jsonl"
+    path.write_bytes(("\ufeff" + "\r\n".join(lines) + "\r\n").encode("utf-8"))  # a BOM, Windows line ends
+    monkeypatch.setattr(JsonlFile, "BLOCK", 500)  # many small blocks, each cut after a newline
+    policy = load_policy()
+    one = list(render_all(policy, JsonlFile(path), "jsonl", jobs=1))
+    two = list(render_all(policy, JsonlFile(path), "jsonl", jobs=2))
+    assert len(two) > 5
+    assert "".join(t for t, _, _ in one) == "".join(t for t, _, _ in two)
+    assert sum(s.total for _, s, _ in two) == 39 and sum(size for _, _, size in two) == path.stat().st_size
+    rows = [json.loads(line) for line in "".join(t for t, _, _ in two).splitlines()]
+    assert rows[3]["source"] == "line 4" and "error" in rows[3]
+    assert rows[17]["source"] == "line 19" and rows[0]["id"] == "h0"
