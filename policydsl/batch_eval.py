@@ -82,6 +82,11 @@ def _text(value: Any) -> str:
     return _ENCODE(value).decode("utf-8")
 
 
+def _source_text(source: str) -> str:
+    """``line 7`` needs no escaping; a file name may."""
+    return f'"{source}"' if source.startswith("line ") and source[5:].isdigit() else _text(source)
+
+
 def _id_text(ident: Any) -> str:
     return "" if ident is None else f'"id":{_text(ident)},'
 
@@ -628,27 +633,36 @@ class BatchEvaluator:
         in_force = np.ones(size, dtype=bool) if self.in_force is None else \
             (d.day >= self.in_force[0]) & (d.day <= self.in_force[1])
         iso: dict[int, str] = {}
-        lists: dict[bytes, tuple[list[str], list[str], str]] = {}
+        lists: dict[int, tuple[list[str], list[str], str, str]] = {}
         ncat = len(categories)
+        # per household, as Python values (indexing numpy arrays one item at a time is slow)
+        held_keys = (held.astype(object) * [1 << j for j in range(len(ordered))]).sum(axis=1).tolist() \
+            if ordered else [0] * size
+        days, status_list, in_force_list = d.day.tolist(), d.status.tolist(), in_force.tolist()
         head = _text(self.head)
         names = [name for name, _ in d.reports]
         statuses = [_text(x) for x in status_ids]
-        values_text = [
-            "{" + ",".join(f'"{name}":"{v}"' for name, v in zip(names, row, strict=True) if v is not None) + "}"
-            for row in zip(*(text for _, text in d.reports), strict=True)] if as_text and d.reports else ["{}"] * size
+        columns = [text for _, text in d.reports]
+        if not as_text or not columns:
+            values_text = ["{}"] * size
+        else:  # one format for a household with every value known; the others one by one
+            template = "{" + ",".join(f'"{name}":"%s"' for name in names) + "}"
+            values_text = [template % row if None not in row else "{" + ",".join(
+                f'"{name}":"{v}"' for name, v in zip(names, row, strict=True) if v is not None) + "}"
+                for row in zip(*columns, strict=True)]
         eligible_known = d.eligible.known.tolist()
         eligible_values = d.eligible.values.tolist()
         for i in np.flatnonzero(which).tolist():
-            day = int(d.day[i])
+            day = days[i]
             if day not in iso:
                 iso[day] = date.fromordinal(day).isoformat()
-            key = held[i].tobytes()
+            key = held_keys[i]
             if key not in lists:
                 cats = [c for c, h in zip(categories, held[i], strict=False) if h]
                 meas = [m for m, h in zip(measures, held[i, ncat:], strict=False) if h]
                 lists[key] = (cats, meas, f'"categories":{_text(cats)},"primary_category":'
-                                          f'{_text(cats[0] if cats else None)},"undetermined":')
-            cats, meas, cats_text = lists[key]
+                                          f'{_text(cats[0] if cats else None)},"undetermined":', _text(meas))
+            cats, meas, cats_text, meas_text = lists[key]
             eligible = eligible_values[i] if eligible_known[i] else None
             undetermined: list[str] = []
             missing: list[str] = []
@@ -658,7 +672,7 @@ class BatchEvaluator:
                 for name in undetermined:
                     bits |= int(d.results[name].paths[i]) if isinstance(d.results[name].paths, np.ndarray) else 0
                 missing = sorted(d.k.paths_of(bits))
-            status = int(d.status[i])
+            status = status_list[i]
             values = [(name, text[i]) for name, text in d.reports if text[i] is not None] if not as_text else []
             warnings = self._stale(day)
             if d.cols.warnings[i]:
@@ -666,9 +680,9 @@ class BatchEvaluator:
             source, ident = sources[d.cols.rows[i]], d.cols.ids[i]
             if as_text:  # the keys in the order of batch.Worker.row; names and amounts need no escaping
                 out[d.cols.rows[i]] = Line(
-                    f'{{"source":{_text(source)},{_id_text(ident)}"policy":{head},"as_of":"{iso[day]}",'
-                    f'"in_force":{_BOOL[bool(in_force[i])]},"eligible":{_BOOL[eligible]},{cats_text}'
-                    f'{_text(undetermined) if undetermined else "[]"},"measures":{_text(meas)},'
+                    f'{{"source":{_source_text(source)},{_id_text(ident)}"policy":{head},"as_of":"{iso[day]}",'
+                    f'"in_force":{_BOOL[in_force_list[i]]},"eligible":{_BOOL[eligible]},{cats_text}'
+                    f'{_text(undetermined) if undetermined else "[]"},"measures":{meas_text},'
                     f'"status":{statuses[status] if status >= 0 else "null"},'
                     f'"missing":{_text(missing) if missing else "[]"},"values":{values_text[i]}'
                     f'{_warnings_text(warnings)}}}\n',
@@ -678,7 +692,7 @@ class BatchEvaluator:
             if ident is not None:
                 row["id"] = ident
             row.update({
-                "policy": self.head, "as_of": iso[day], "in_force": bool(in_force[i]), "eligible": eligible,
+                "policy": self.head, "as_of": iso[day], "in_force": in_force_list[i], "eligible": eligible,
                 "categories": list(cats), "primary_category": cats[0] if cats else None,
                 "undetermined": undetermined, "measures": list(meas),
                 "status": status_ids[status] if status >= 0 else None, "missing": missing, "values": dict(values)})
