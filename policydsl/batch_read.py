@@ -205,7 +205,7 @@ class ColumnReader:
                   for path, te in self.plan}
         colons = np.fromiter((texts[i].count(":") for i in rows), dtype=np.int64, count=size)
         ok &= colons == keys
-        day = self._as_of(tops["as_of"], ok) if "as_of" in tops else np.zeros(size, dtype=np.int64)
+        day = self._dates(tops["as_of"], ok) if "as_of" in tops else np.zeros(size, dtype=np.int64)
         ids = [None if v is UNSET else _id(v) for v in tops["id"]] if "id" in tops else [None] * size
         warnings: list[list[str]] = [[] for _ in range(size)]
         for i, message in self.spaced:
@@ -245,15 +245,7 @@ class ColumnReader:
                             for i, r in enumerate(raw) if type(r) is str and r != r.strip()]  # as the reference
             return Leaf("text", values, known)
         if kind == "date":
-            ordinals = np.zeros(size, dtype=np.int64)
-            for i, r in enumerate(raw):
-                if type(r) is str:
-                    day = self._date(r)
-                    if day is None:
-                        ok[i] = False
-                    else:
-                        ordinals[i] = day
-            return Leaf("date", ordinals, known)
+            return Leaf("date", self._dates(raw, ok), known)
         if kind == "set":
             bits = {m.name: 1 << i for i, m in enumerate(self.policy.enums[te.of or ""].members)}
             masks = np.fromiter((sum({bits[x] for x in r}) if type(r) is list else 0 for r in raw),
@@ -369,7 +361,8 @@ class ColumnReader:
             return day
         return self.dates[text]
 
-    def _as_of(self, raw: Sequence[Any], ok: np.ndarray) -> np.ndarray:
+    def _dates(self, raw: Sequence[Any], ok: np.ndarray) -> np.ndarray:
+        """Ordinals of the dates given (0 where none is); a text that is not a date declines its household."""
         out = np.zeros(len(raw), dtype=np.int64)
         for i, r in enumerate(raw):
             if type(r) is str:
