@@ -7,10 +7,13 @@ where a product could leave int64 the column switches to Python integers (still 
 Nothing is ever a float. Missing facts follow the same three-valued logic as the reference evaluator,
 with a *known* mask beside every column.
 
-This path only answers for a household when its answer is complete: every category, measure and status
-decided, no division by zero anywhere, a parameter value in force. Any other household — one with
-missing facts, say — is handed back (``None``) and the reference evaluator (``evaluator.py``) answers for
-it, with its list of missing facts. A property-based test requires both paths to give identical rows.
+Households left undetermined by missing facts are evaluated a second time with each unknown value
+carrying, as a bit set, the facts it depends on, which gives the reference's ``undetermined`` ids and
+``missing`` paths. A household for which this path cannot be sure of the reference's answer — a division
+by zero somewhere in the policy, an assessment date before a parameter's first value, anything the reader
+declined — is handed back (``None``) and the reference evaluator (``evaluator.py``) answers for it. A
+property-based test requires both paths to give identical rows; member names are unique across enums
+(the checker says so), so one bit per member serves every set.
 """
 
 from __future__ import annotations

@@ -3,10 +3,10 @@
 The policy's input declarations become msgspec types, so decoding and most validation run in C; the
 rest (amounts, months, dates) is checked here, column by column. This reader only *accepts* what the
 reference reader (``household.py``) would accept without a problem or a warning, and reads it to the same
-exact values. Everything else — a syntax error, a wrong type, a key given twice, an amount written as
-text or with more than two decimals, a stray space, an unknown key — is *declined*: that household goes
-to the reference reader, which gives its error or warning. Declining is always safe; accepting must
-be exact.
+exact values (and, for a text with spaces at its ends, the same warning). Everything else — a syntax
+error, a wrong type, a key given twice, an amount written as text or with more than two decimals, an
+unknown key — is *declined*: that household goes to the reference reader, which gives its error or
+warning. Declining is always safe; accepting must be exact.
 
 Amounts are kept as integers of hundredths (cents), counts as integers: never a float.
 """
@@ -38,7 +38,7 @@ _PLAIN[list(b"0123456789.\0")] = True
 _NULL = np.frombuffer(b"null", dtype=np.uint8)
 _DIGIT = np.zeros(256, dtype=np.int64)
 _DIGIT[48:58] = np.arange(10)
-_EMPTY: dict[str, Any] = {}
+_NULL_RAW = msgspec.Raw(b"null")
 astuple = msgspec.structs.astuple
 
 
@@ -51,7 +51,8 @@ class Leaf:
     """One column: a fact of every accepted household (``known`` False where it is absent or null).
 
     kind is num (``values`` integers over ``den``), bool, text, set (a bit mask of enum members), list
-    (only its length), series (per household a dict month → integer over ``den``) or date (ordinals)."""
+    (only its length), date (ordinals) or series: ``values`` is then (keys, amounts), every month of every
+    household, sorted by key = household << 20 | month index, the amounts integers over ``den``."""
 
     kind: str
     values: Any
@@ -268,7 +269,7 @@ class ColumnReader:
         A series written plainly (``{"2019-03":1500,"2019-04":1500.5}``: no spaces, numbers or null) is
         read from one joined buffer by numpy; any other is decoded by msgspec and read value by value."""
         size = len(raw)
-        given = [i for i, r in enumerate(raw) if r is not UNSET]
+        given = [i for i, r in enumerate(raw) if r is not UNSET and r != _NULL_RAW]  # null: a missing series
         simple = [i for i in given if _SERIES_CHARS.fullmatch(raw[i])]
         parts: list[Any] = []
         plain = np.zeros(0, dtype=np.int64)

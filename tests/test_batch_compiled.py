@@ -261,3 +261,10 @@ def test_the_compiled_path_reads_dates_numbers_enums_and_record_texts(tmp_path):
     assert answers[0]["categories"] == ["c1"] and answers[1]["categories"] == []
     assert answers[0]["warnings"] == ['street: "中路 " begins or ends with spaces, which count when it is compared']
     assert rows == reference
+
+
+def test_a_null_series_is_a_missing_one():
+    doc = {**BASE, "income_history": None}
+    answers, rows, reference = both(POLICY, [json.dumps(doc)])
+    assert answers[0] is not None and "income_history.2019-03" in answers[0]["missing"]
+    assert rows == reference
