@@ -222,6 +222,11 @@ def _run_batch(policy: Any, items: Any, day: date | None, fmt: str, output: str 
 
     show = sys.stderr.isatty() if progress is None else progress
     summary = Summary()
+    if compiled:
+        from policydsl.batch_eval import not_compiled
+        reason = not_compiled(policy)
+        if reason:
+            click.echo(f"note: {reason}", err=True)
     try:
         out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout  # noqa: SIM115
     except OSError as exc:

@@ -729,4 +729,14 @@ def compile_batch(policy: CheckedPolicy) -> BatchEvaluator | None:
         return None
 
 
-__all__ = ["BatchEvaluator", "Line", "compile_batch"]
+def not_compiled(policy: CheckedPolicy) -> str | None:
+    """Why a policy's batches run on the reference evaluator alone, in words; None when they do not."""
+    try:
+        BatchEvaluator(policy)
+    except Unsupported as exc:
+        return f"the compiled batch path does not handle {exc}; every household is evaluated by the " \
+               "reference evaluator (the same results, several times slower)"
+    return None
+
+
+__all__ = ["BatchEvaluator", "Line", "compile_batch", "not_compiled"]
