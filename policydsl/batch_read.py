@@ -25,12 +25,13 @@ import numpy as np
 
 from . import nodes as n
 from .checker import CheckedPolicy
-from .household import DATE_TEXT, LARGEST, MONTH_KEY
+from .household import DATE_TEXT, LARGEST, MAX_WHOLE_DIGITS, MONTH_KEY
 
 UNSET = msgspec.UNSET
 SCALE = {"money": 100, "number": 10**6}  # the denominator a read amount or number is kept over
 _DECIMALS = {"money": 2, "number": 6}
-_LONGEST = 16  # characters of an amount this path reads (up to 10^12 元 in cents); longer: the reference
+_LONGEST = 16  # characters of an amount this path reads; longer ones go to the reference reader
+_WHOLE_DIGITS = MAX_WHOLE_DIGITS  # digits before the point: more is the reference reader's error to give
 _ID_INT = re.compile(rb"-?\d{1,15}")
 _SERIES_CHARS = re.compile(rb'\{["0-9:,.\-nul]*\}')  # may be a plain series ({"2019-03":1500,"2019-04":null})
 _PLAIN = np.zeros(256, dtype=bool)  # the bytes of a plain number literal, and the padding of short ones
@@ -411,8 +412,9 @@ def _parse_segments(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
     at_point = chars == 46
     points = at_point.sum(axis=1)
     point = np.where(points == 1, at_point.argmax(axis=1), np.minimum(lengths, width))
+    whole = point - minus  # digits before the point: at most 15, as the reference reader allows (LARGEST)
     known = _PLAIN[chars].all(axis=1) & (points <= 1) & (lengths > 0) & (lengths <= _LONGEST) \
-        & (lengths - point - 1 <= decimals) & (point - minus + decimals <= 18)
+        & (lengths - point - 1 <= decimals) & (whole <= _WHOLE_DIGITS) & (whole + decimals <= 18)
     units = (_DIGIT[chars] * _weights(width, decimals)[point]).sum(axis=1)
     units = np.where(known, np.where(minus, -units, units), 0)
     return units, known, ~known & ~absent

@@ -101,6 +101,8 @@ DECLINED = {
     "not a month": '"income_history": {"2019-13": 1}',
     "not a date": '"as_of": "2019-02-30"',
     "too long an amount": '"savings": 12345678901234.56',
+    "16 whole digits": '"savings": 1000000000000000',
+    "16 whole digits in a month": '"income_history": {"2019-03": 9999999999999999}',
 }
 
 
