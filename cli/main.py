@@ -6,6 +6,7 @@ produced, 1 the policy (or a test) failed, 2 bad input or usage. No user error p
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import sys
@@ -222,6 +223,8 @@ def _run_batch(policy: Any, items: Any, day: date | None, fmt: str, output: str 
 
     show = sys.stderr.isatty() if progress is None else progress
     summary = Summary()
+    if day is not None:  # a date before a parameter's first value fits no household: say so once
+        Evaluator(policy).parameter_values(day)
     if compiled:
         from policydsl.batch_eval import not_compiled
         reason = not_compiled(policy)
@@ -244,9 +247,14 @@ def _run_batch(policy: Any, items: Any, day: date | None, fmt: str, output: str 
                 bar.update(done)
             elif show:
                 click.echo(f"\r{summary.total:,} households…", nl=False, err=True)
-    finally:
         if output:
-            out.close()
+            out.close()  # here, not only in finally: a full disk may only show when the last rows are flushed
+    except OSError as exc:  # a full disk, a closed pipe: one line, no traceback, nothing half-said
+        raise UsageError(f"{output or 'standard output'}: cannot write the rows ({exc.strerror})") from None
+    finally:
+        if output and not out.closed:
+            with contextlib.suppress(OSError):
+                out.close()
         if bar is not None:
             bar.__exit__(None, None, None)
     if show and bar is None:

@@ -31,7 +31,8 @@ import msgspec
 from .checker import CheckedPolicy
 from .diagnostics import HouseholdError, PolicyDslError, UsageError
 from .evaluator import Evaluator
-from .household import load_json, read_household
+from .household import BadNumber, load_json, read_household
+from .household import _kind as describe
 
 _encoder = msgspec.json.Encoder()  # the same bytes as json.dumps(ensure_ascii=False), compact; far quicker
 _encode = _encoder.encode
@@ -46,6 +47,16 @@ def csv_columns(report: list[str]) -> list[str]:
     return [*CSV_COLUMNS[:7], *report, *CSV_COLUMNS[7:]]
 
 
+def household_id(value: Any) -> str | int | None:
+    """A household's ``id`` as rows carry it: a text, or a whole number of up to 40 digits (an ID-card
+    number is one); None for anything else."""
+    if isinstance(value, str) or (type(value) is int):
+        return value
+    if isinstance(value, BadNumber) and re.fullmatch(r"-?\d{1,40}", value.literal):
+        return int(value.literal)
+    return None
+
+
 class Item(NamedTuple):
     """One household to evaluate: where it came from (``line 7`` or a file name), its JSON text, and how
     many bytes of the input it took (for a progress bar). A tuple: batches make millions of them."""
@@ -53,6 +64,7 @@ class Item(NamedTuple):
     source: str
     text: str
     size: int = 0
+    problem: str | None = None  # why the household could not even be read (not UTF-8, an unreadable file)
 
 
 def items_from_lines(stream: IO[bytes], head: Iterable[bytes] = (), before: int = 0) -> Iterator[Item]:
@@ -68,10 +80,10 @@ def items_from_lines(stream: IO[bytes], head: Iterable[bytes] = (), before: int 
             if raw.isspace() or not raw:
                 continue
             try:
-                text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+                text, problem = raw.decode("utf-8-sig" if number == 1 else "utf-8"), None
             except UnicodeDecodeError:
-                text = "\0is not UTF-8 text; save the file as UTF-8"
-            yield Item(f"line {number}", text.rstrip("\r\n"), len(raw))
+                text, problem = "", "is not UTF-8 text; save the file as UTF-8"
+            yield Item(f"line {number}", text.rstrip("\r\n"), len(raw), problem)
         block = stream.readlines(1 << 20)  # about a megabyte of lines at a time: far quicker than line by line
         if not block:
             return
@@ -120,9 +132,9 @@ def items_from_folder(folder: Path) -> Iterator[Item]:
         try:
             yield Item(path.name, path.read_text(encoding="utf-8-sig"), 1)
         except UnicodeDecodeError:
-            yield Item(path.name, "\0is not UTF-8 text; save it as UTF-8", 1)
+            yield Item(path.name, "", 1, "is not UTF-8 text; save it as UTF-8")
         except OSError as exc:
-            yield Item(path.name, f"\0cannot read it ({exc.strerror})", 1)
+            yield Item(path.name, "", 1, f"cannot read it ({exc.strerror})")
 
 
 @dataclass
@@ -184,6 +196,7 @@ class Worker:
         self.policy = policy
         self.evaluator = Evaluator(policy)
         self.as_of = as_of
+        self.inputs = {i.name for i in policy.policy.inputs}
         self.fast = None
         if compiled:
             from .batch_eval import compile_batch
@@ -191,12 +204,19 @@ class Worker:
 
     def row(self, item: Item) -> dict[str, Any]:
         head: dict[str, Any] = {"source": item.source}
-        if item.text.startswith("\0"):
-            return {**head, "error": {"path": "", "message": item.text[1:]}}
+        if item.problem is not None:
+            return {**head, "error": {"path": "", "message": item.problem,
+                                      "problems": [{"path": "", "message": item.problem}]}}
+        id_warning: list[str] = []
         try:
             doc = load_json(item.text, item.source)
-            if isinstance(doc, dict) and isinstance(doc.get("id"), (str, int)) and not isinstance(doc["id"], bool):
-                head["id"] = doc["id"]
+            if isinstance(doc, dict) and "id" not in self.inputs and doc.get("id") is not None:
+                ident = household_id(doc["id"])
+                if ident is None:
+                    id_warning.append(f"id: expected a text or a whole number, got {describe(doc['id'])}; "
+                                      "the row carries no id")
+                else:
+                    head["id"] = ident
             household = read_household(self.policy, doc, item.source)
             result = self.evaluator.evaluate(household, self.as_of)
         except HouseholdError as exc:
@@ -207,8 +227,8 @@ class Worker:
             message = str(exc).removeprefix("error: ")
             return {**head, "error": {"path": "", "message": message, "problems": [{"path": "", "message": message}]}}
         row = {**head, **result.to_json()}
-        if result.warnings:
-            row["warnings"] = list(result.warnings)
+        if result.warnings or id_warning:
+            row["warnings"] = [*id_warning, *result.warnings]
         return row
 
     def rows(self, items: list[Item]) -> list[dict[str, Any]]:
@@ -278,15 +298,19 @@ def collecting_less() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _chunk(sources: list[str], texts: list[str], size: int) -> list[dict[str, Any]]:
-    assert _worker is not None
-    return _worker.rows([Item(source, text) for source, text in zip(sources, texts, strict=True)])
+def _items(sources: list[str], texts: list[str], problems: dict[int, str]) -> list[Item]:
+    return [Item(source, text, 0, problems.get(i)) for i, (source, text) in enumerate(zip(sources, texts, strict=True))]
 
 
-def _render(sources: list[str], texts: list[str], size: int, fmt: str) -> tuple[str, Summary, int]:
+def _chunk(sources: list[str], texts: list[str], problems: dict[int, str], size: int) -> list[dict[str, Any]]:
     assert _worker is not None
-    items = [Item(source, text) for source, text in zip(sources, texts, strict=True)]
-    return (*_worker.render(items, fmt), size)
+    return _worker.rows(_items(sources, texts, problems))
+
+
+def _render(sources: list[str], texts: list[str], problems: dict[int, str], size: int,
+            fmt: str) -> tuple[str, Summary, int]:
+    assert _worker is not None
+    return (*_worker.render(_items(sources, texts, problems), fmt), size)
 
 
 def _render_block(path: Path, offset: int, length: int, before: int, fmt: str) -> tuple[str, Summary, int]:
@@ -306,7 +330,7 @@ def chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
 
 
 def _parallel(worker: Worker, items: Iterable[Item], jobs: int, task: Any, *extra: Any) -> Iterator[Any]:
-    """``task(sources, texts, size, *extra)`` for each chunk in ``jobs`` processes, results in input order, at most
+    """``task(sources, texts, problems, size, *extra)`` for each chunk in ``jobs`` processes, in input order, at most
     two chunks per process in flight (so memory stays flat however many households there are)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor  # only for batches: keeps one-household start-up fast
@@ -320,7 +344,8 @@ def _parallel(worker: Worker, items: Iterable[Item], jobs: int, task: Any, *extr
     if isinstance(items, JsonlFile) and task is _render:  # each process reads its own blocks of the file
         task, work = _render_block, ((items.path, *block) for block in items.blocks())
     else:  # chunks as two lists of texts: far quicker to send than Items
-        work = (([i.source for i in chunk], [i.text for i in chunk], sum(i.size for i in chunk))
+        work = (([i.source for i in chunk], [i.text for i in chunk],
+                 {n: i.problem for n, i in enumerate(chunk) if i.problem is not None}, sum(i.size for i in chunk))
                 for chunk in chunks(items, CHUNK))
     try:
         with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start,

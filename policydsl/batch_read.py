@@ -32,7 +32,8 @@ SCALE = {"money": 100, "number": 10**6}  # the denominator a read amount or numb
 _DECIMALS = {"money": 2, "number": 6}
 _LONGEST = 16  # characters of an amount this path reads; longer ones go to the reference reader
 _WHOLE_DIGITS = MAX_WHOLE_DIGITS  # digits before the point: more is the reference reader's error to give
-_ID_INT = re.compile(rb"-?\d{1,15}")
+_ID_INT = re.compile(rb"-?\d{1,40}")  # longer: not an identifier anybody writes
+_ODD_ID = object()
 _SERIES_CHARS = re.compile(rb'\{["0-9:,.\-nul]*\}')  # may be a plain series ({"2019-03":1500,"2019-04":null})
 _PLAIN = np.zeros(256, dtype=bool)  # the bytes of a plain number literal, and the padding of short ones
 _PLAIN[list(b"0123456789.\0")] = True
@@ -209,6 +210,7 @@ class ColumnReader:
         ok &= colons == keys
         day = self._dates(tops["as_of"], ok) if "as_of" in tops else np.zeros(size, dtype=np.int64)
         ids = [None if v is UNSET else _id(v) for v in tops["id"]] if "id" in tops else [None] * size
+        ok[[i for i, v in enumerate(ids) if v is _ODD_ID]] = False
         warnings: list[list[str]] = [[] for _ in range(size)]
         for i, message in self.spaced:
             if warnings[i]:
@@ -440,7 +442,8 @@ def _flat_series(owner: np.ndarray, index: np.ndarray, values: np.ndarray, known
 
 
 def _id(raw: Any) -> Any:
-    """The household's id as the reference reader keeps it: a text or a whole number of at most 15 digits."""
+    """The household's id as ``batch.household_id`` keeps it: a text or a whole number; ``_ODD_ID`` for
+    anything else but null (the reference warns about it)."""
     if raw is UNSET:
         return None
     text = bytes(raw)
@@ -448,7 +451,7 @@ def _id(raw: Any) -> Any:
         return msgspec.json.decode(text)
     if _ID_INT.fullmatch(text):
         return int(text)
-    return None
+    return None if text == b"null" else _ODD_ID
 
 
 def _take(leaf: Leaf, keep: np.ndarray, size: int) -> Leaf:

@@ -76,6 +76,7 @@ class BadNumber(NonFinite):
     def __init__(self, text: str, reason: str) -> None:
         super().__init__(text if len(text) <= 24 else text[:20] + "…")
         self.reason = reason
+        self.literal = text  # as written, whole (a long number can still be an identifier)
 
 
 def read_int(text: str) -> int | BadNumber:

@@ -145,3 +145,17 @@ def test_worker_processes_reading_blocks_of_the_file_give_the_same_rows(tmp_path
     rows = [json.loads(line) for line in "".join(t for t, _, _ in two).splitlines()]
     assert rows[3]["source"] == "line 4" and "error" in rows[3]
     assert rows[17]["source"] == "line 19" and rows[0]["id"] == "h0"
+
+
+def test_a_date_no_household_can_use_is_one_error(tmp_path):
+    path = write_jsonl(tmp_path / "h.jsonl", households(3))
+    result = run("eval", str(path), "--as-of", "2018-01-01", code=2)
+    assert "before the first value of 'dibao_standard'" in result.stderr and not result.stdout
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_disk_is_one_line_not_a_traceback(tmp_path):
+    path = write_jsonl(tmp_path / "h.jsonl", households(3))
+    for fmt in ("jsonl", "csv"):
+        result = run("eval", str(path), "--output", "/dev/full", "--format", fmt, code=2)
+        assert "/dev/full: cannot write the rows (No space left on device)" in result.stderr

@@ -274,3 +274,27 @@ def test_a_null_series_is_a_missing_one():
     answers, rows, reference = both(POLICY, [json.dumps(doc)])
     assert answers[0] is not None and "income_history.2019-03" in answers[0]["missing"]
     assert rows == reference
+
+
+@pytest.mark.parametrize("ident", ['510904199001011234', '"h-1"', "-7", "true", "1.5", "null", "[1]", "1" * 41])
+def test_ids_are_carried_or_warned_about_alike(ident):
+    text = json.dumps(BASE)[:-1] + f', "id": {ident}}}'
+    _, rows, reference = both(POLICY, [text])
+    assert rows == reference
+    row = reference[0]
+    if ident in ("true", "1.5", "[1]", "1" * 41):
+        assert "id" not in row and row["warnings"][0].startswith("id: expected a text or a whole number")
+    elif ident == "null":
+        assert "id" not in row and "warnings" not in row
+    else:
+        assert row["id"] == json.loads(ident) and "warnings" not in row
+
+
+def test_a_line_that_cannot_be_read_is_an_error_row_with_its_problems(tmp_path):
+    path = tmp_path / "h.jsonl"
+    path.write_bytes(json.dumps(BASE).encode() + b"\n\x00\n\xff\xfe\n")
+    result = run("eval", str(path), "--jobs", "1")
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert rows[1]["source"] == "line 2" and rows[1]["error"]["message"].startswith("not valid JSON")
+    assert rows[2]["error"]["message"] == "is not UTF-8 text; save the file as UTF-8"
+    assert all(row["error"]["problems"] for row in rows[1:])
