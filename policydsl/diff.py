@@ -160,6 +160,8 @@ class Impact:
     total: int = 0
     invalid: int = 0
     became_undecided: int = 0  # decided under the old policy, depending on missing facts under the new one
+    became_decided: int = 0  # depending on missing facts under the old policy, decided under the new one
+    gained_outside: int = 0  # of ``gained``: dated outside the new policy's period in force
     out_of_force: Counter[str] = field(default_factory=Counter)  # households dated outside old / new
     transitions: Counter[tuple[str, str]] = field(default_factory=Counter)
     gained: int = 0  # eligible under the new policy, not under the old
@@ -199,8 +201,11 @@ def _count(out: Impact, old: CheckedPolicy, new: CheckedPolicy, new_worker: Work
     out.out_of_force.update([k for k, row in (("old", a), ("new", b)) if not row["in_force"]])
     if a["eligible"] is not None and b["eligible"] is None:
         out.became_undecided += 1
+    elif a["eligible"] is None and b["eligible"] is not None:
+        out.became_decided += 1
     elif a["eligible"] is not None and b["eligible"] is not None:  # a definite change only
         out.gained += a["eligible"] is False and b["eligible"] is True
+        out.gained_outside += a["eligible"] is False and b["eligible"] is True and not b["in_force"]
         out.lost += a["eligible"] is True and b["eligible"] is False
         out.measures_gained.update(set(b["measures"]) - set(a["measures"]))
         out.measures_lost.update(set(a["measures"]) - set(b["measures"]))
@@ -229,17 +234,22 @@ def _why(worker: Worker, item: Item, old: str, new: str) -> str:
     household = read_household(worker.policy, load_json(item.text, item.source), item.source)
     result = worker.evaluator.evaluate(household, worker.as_of, trace=True)
     model = Explainer(worker.policy).model(result, "zh")
+    asked = "；".join(model["questions"][:3])
+    why = model["outcome"]
     for view in model["categories_not_met"]:  # first, why the old category no longer holds
         if view["id"] == old and view.get("sentences"):
-            return f"不再符合「{view['label']}」：{view['sentences'][0]}"
-    for view in model["categories_open"]:
-        if view["id"] == old:
-            asked = "；".join(model["questions"][:2])
-            return f"还不能确定是否仍符合「{view['label']}」，需要补充信息：{asked}"
-    for view in model["categories_met"]:  # else, why the new one holds
-        if view["id"] == new and view.get("sentences"):
-            return f"符合「{view['label']}」：{view['sentences'][0]}"
-    return model["outcome"]
+            why = f"不再符合「{view['label']}」：{view['sentences'][0]}"
+            break
+    else:
+        open_old = next((v for v in model["categories_open"] if v["id"] == old), None)
+        met_new = next((v for v in model["categories_met"] if v["id"] == new and v.get("sentences")), None)
+        if open_old is not None:
+            why = f"还不能确定是否仍符合「{open_old['label']}」，需要补充信息：{asked}"
+        elif met_new is not None:  # else, why the new one holds
+            why = f"符合「{met_new['label']}」：{met_new['sentences'][0]}"
+        elif new == OPEN and asked:
+            why = f"按新政策还不能确定是否符合帮扶条件，需要补充信息：{asked}"
+    return " ".join(why.split())  # one line, however the sentences were written
 
 
 # ---------------------------------------------------------------- rendering
@@ -290,12 +300,15 @@ def render_text(diff: PolicyDiff, result: Impact | None = None) -> str:
 
 
 def _impact_text(result: Impact) -> list[str]:
-    lines = [f"Impact on {result.total} households ({result.invalid} invalid, not counted): "
-             f"{result.moved} change primary category; {result.gained} become eligible, {result.lost} "
-             f"stop being eligible, {result.became_undecided} can no longer be decided without more facts"]
+    outside = f" ({result.gained_outside:,} of them dated outside the new policy's period in force)" \
+        if result.gained_outside else ""
+    lines = [f"Impact on {result.total:,} households ({result.invalid:,} invalid, not counted): "
+             f"{result.moved:,} change primary category; {result.gained:,} become eligible{outside}, "
+             f"{result.lost:,} stop being eligible; {result.became_undecided:,} can no longer be decided without "
+             f"more facts, {result.became_decided:,} can now be decided"]
     for which in ("old", "new"):
         if result.out_of_force[which]:
-            lines.append(f"  note: {result.out_of_force[which]} households are dated outside the {which} "
+            lines.append(f"  note: {result.out_of_force[which]:,} households are dated outside the {which} "
                          "policy's period in force")
     lines += ["", f"  Primary category transitions (old → new; {NONE} none, {OPEN} depends on missing facts):"]
     for (a, b), count in sorted(result.transitions.items(), key=lambda kv: (-kv[1], kv[0])):
@@ -335,7 +348,8 @@ def to_json(diff: PolicyDiff, result: Impact | None = None) -> dict[str, Any]:
         out["impact"] = {
             "households": result.total, "invalid": result.invalid, "moved": result.moved,
             "became_eligible": result.gained, "stopped_being_eligible": result.lost,
-            "became_undecided": result.became_undecided, "outside_force": dict(result.out_of_force),
+            "became_undecided": result.became_undecided, "became_decided": result.became_decided,
+            "became_eligible_outside_force": result.gained_outside, "outside_force": dict(result.out_of_force),
             "transitions": [{"old": a, "new": b, "households": c} for (a, b), c in result.transitions.items()],
             "categories": {c: {"old": result.old_categories[c], "new": result.new_categories[c]}
                            for c in sorted({*result.old_categories, *result.new_categories})},
@@ -387,10 +401,12 @@ or not r.new_label %}<br>{{ r.new_label or r.old_label }}{% endif %}</td>
 {% for c in r.new_conditions %}<code>{{ c }}</code><br>{% endfor %}
 {% if r.new_clause %}<p class="clause">{{ r.new_clause }}</p>{% endif %}</td></tr>{% endfor %}
 </table>{% endif %}
-{% if impact %}<h2>Impact 影响: {{ impact.households }} households</h2>
-<p>{{ impact.moved }} change primary category; {{ impact.became_eligible }} become eligible;
-{{ impact.stopped_being_eligible }} stop being eligible; {{ impact.became_undecided }} can no longer be decided
-without more facts; {{ impact.invalid }} invalid (not counted).
+{% if impact %}<h2>Impact 影响: {{ "{:,}".format(impact.households) }} households</h2>
+<p>{{ impact.moved }} change primary category; {{ impact.became_eligible }} become eligible{% if
+impact.became_eligible_outside_force %} ({{ impact.became_eligible_outside_force }} of them dated outside the new
+policy's period in force){% endif %}; {{ impact.stopped_being_eligible }} stop being eligible;
+{{ impact.became_undecided }} can no longer be decided without more facts, {{ impact.became_decided }} can now be
+decided; {{ impact.invalid }} invalid (not counted).
 {% for which, count in impact.outside_force.items() %} {{ count }} households are dated outside the {{ which }}
 policy's period in force.{% endfor %}</p>
 <figure>

@@ -230,3 +230,18 @@ def test_impact_keeps_undecided_apart_from_losses():
     assert (result.lost, result.became_undecided) == (0, 1)
     assert result.transitions == {("category_1", "?"): 1}
     assert not result.measures_lost
+    (example,) = result.examples[("category_1", "?")]
+    assert "需要补充信息：请问" in example.why and "\n" not in example.why  # which facts to ask for, on one line
+
+
+def test_impact_counts_households_that_can_now_be_decided():
+    open_then = json.loads(json.dumps(BASE))  # 3 people, illness
+    open_then["as_of"] = "2019-09-15"
+    del open_then["disposable_income"]  # category_2 cannot be decided, under either policy
+    # August is above the standard, so not "6 months in a row" (2019), but 11 of the last 12 (2020)
+    open_then["income_history"] = {f"2018-{m:02d}": 1500 for m in range(9, 13)} | \
+        {f"2019-{m:02d}": 1500 for m in range(1, 8)} | {"2019-08": 2000}
+    result = impact(load_policy(OLD), load_policy(NEW), [Item("line 1", json.dumps(open_then, ensure_ascii=False))])
+    assert result.became_decided == 1 and result.gained == 0
+    assert result.transitions == {("?", "category_1"): 1}
+    assert "1 can now be decided" in render_text(compare(load_policy(OLD), load_policy(NEW)), result)
