@@ -97,6 +97,7 @@ def _id_text(ident: Any) -> str:
 def _warnings_text(warnings: list[str]) -> str:
     return f',"warnings":{_text(warnings)}' if warnings else ""
 
+
 _BOOL = {True: "true", False: "false", None: "null"}
 
 
