@@ -89,7 +89,7 @@ def main() -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "jsonl", "csv"]), default=None,
               help="One household: text (default) or json. Many: jsonl (default) or csv, one row each.")
 @click.option("--output", "-o", "output", type=click.Path(dir_okay=False), default=None,
-              help="Write the rows to this file instead of standard output.")
+              help="Write the result (or the rows, for many households) to this file instead of standard output.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Processes for many households (default: all cores); output stays in input order.")
 @click.option("--fail-on-invalid", is_flag=True, help="Exit 2 if any household of a batch was invalid.")
@@ -124,8 +124,6 @@ def eval_cmd(household: str, policy_path: str | None, as_of: str | None, fmt: st
                    _input_size(household), compiled=engine == "compiled")
         return
     fmt = fmt or "text"
-    if output is not None:
-        raise click.UsageError("--output is for many households (a .jsonl file, JSON Lines, or a folder)")
     if explain and fmt != "json":
         raise click.UsageError("--explain adds the letter to the JSON result: use it with --format json, "
                                "or run 'policy explain' for the letter alone")
@@ -145,12 +143,18 @@ def eval_cmd(household: str, policy_path: str | None, as_of: str | None, fmt: st
             out["explanation"] = Explainer(policy).render(result, lang, "text")
         if trace:
             out["trace"] = trace_json(result)
-        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        shown = json.dumps(out, ensure_ascii=False, indent=2) + "\n"
     else:
         result.warnings = []
-        click.echo(render_text(result, trace=trace))
         where = policy_path or "the bundled anju_2019.policy; pass --policy FILE to apply another file"
-        click.echo(f"(policy: {where})")
+        shown = render_text(result, trace=trace) + f"\n(policy: {where})\n"
+    if output is None:
+        click.echo(shown, nl=False)
+        return
+    try:
+        Path(output).write_text(shown, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{output}: cannot write it ({exc.strerror})") from None
 
 
 def _batch_items(household: str) -> tuple[Any, str | None]:

@@ -328,3 +328,15 @@ def test_help_on_every_command(command, flag):
     assert "Options:" in out
     if command == ["eval"]:
         assert "--as-of" in out and "--trace" in out and "--format" in out
+
+
+def test_one_household_written_to_a_file(tmp_path):
+    out = tmp_path / "result.json"
+    result = run("eval", EXAMPLE, "--format", "json", "--output", str(out))
+    assert result.stdout == ""
+    assert json.loads(out.read_text(encoding="utf-8"))["categories"] == ["category_1", "category_2"]
+    text = tmp_path / "result.txt"
+    run("eval", EXAMPLE, "-o", str(text))
+    assert "(policy: the bundled anju_2019.policy" in text.read_text(encoding="utf-8")
+    failed = run("eval", EXAMPLE, "-o", str(tmp_path / "no" / "such" / "dir.json"), code=2)
+    assert "cannot write it" in failed.stderr
