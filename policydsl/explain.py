@@ -25,7 +25,7 @@ from . import nodes as n
 from .checker import CheckedPolicy
 from .diagnostics import PolicyDslError
 from .evaluator import ComparisonEvent, Compiler, ConditionTrace, Ctx, NotEvaluated, Result, RuleTrace
-from .values import RecordValue, Series, Unknown, exact, format_amount
+from .values import RecordValue, Series, Unknown, exact, exact_text, format_amount
 
 LANGUAGES = ("zh", "en")
 FORMATS = {"text": "letter.txt.j2", "markdown": "letter.md.j2", "html": "letter.html.j2"}
@@ -105,7 +105,7 @@ class Formatter:
         if isinstance(value, bool):
             return ("是" if value else "否") if self.lang == "zh" else ("yes" if value else "no")
         if isinstance(value, (int, Fraction)):
-            digits = _precise(value) if precise else format_amount(value)
+            digits = exact_text(value, 6, min_places=2) if precise else format_amount(value)
             return f"{digits} 元" if kind == "money" else (
                 str(value) if Fraction(value).denominator == 1 else digits)
         if isinstance(value, (frozenset, set)):
@@ -562,14 +562,6 @@ def _rule(policy: CheckedPolicy, rule_id: str | None) -> n.Rule:
 
 def _number(value: Any) -> bool:
     return isinstance(value, (int, Fraction)) and not isinstance(value, bool)
-
-
-def _precise(value: Any) -> str:
-    """Up to six decimals, with '…' where the exact value goes on: 840.003333…"""
-    text = format_amount(value, 6)
-    trimmed = text.rstrip("0")
-    text = trimmed + "0" * max(0, 2 - len(trimmed.split(".")[1])) if "." in trimmed else text
-    return text if Fraction(text) == Fraction(value) else text + "…"
 
 
 def _is_window(value: Any) -> bool:

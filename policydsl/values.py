@@ -82,10 +82,11 @@ def format_amount(value: Exact, places: int = 2) -> str:
     return f"{sign}{units // scale}.{units % scale:0{places}d}"
 
 
-def exact_text(value: Exact, max_places: int = 12) -> str:
-    """A number written exactly when it has a finite decimal form (499.999), else to 6 places and '…'."""
+def exact_text(value: Exact, max_places: int = 12, min_places: int = 0) -> str:
+    """A number written exactly when it has a finite decimal form of at most ``max_places`` places
+    (499.999; at least ``min_places``, so 840.00), else to 6 places and '…' (840.003333…)."""
     value = Fraction(value)
-    for places in range(max_places + 1):
+    for places in range(min_places, max_places + 1):
         scaled = value * 10**places
         if scaled.denominator == 1:
             return format_amount(value, places)
