@@ -452,7 +452,11 @@ def render_html(diff: PolicyDiff, result: Impact | None = None) -> str:
                          "same": a == b})
     env = ImmutableSandboxedEnvironment(autoescape=True, undefined=StrictUndefined, trim_blocks=True,
                                         lstrip_blocks=True)
-    labels = {r.id: r.label or "" for r in (*diff.old.rules, *diff.new.rules)}
+    old_labels = {r.id: r.label or "" for r in diff.old.rules}
+    labels = {**old_labels, **{r.id: r.label or "" for r in diff.new.rules}}
+    for rid, old_label in old_labels.items():  # a rule the amendment renamed: both names, the new one first
+        if labels[rid] != old_label and labels[rid] and old_label:
+            labels[rid] = f"{labels[rid]}（原：{old_label}）"
     impact_data = data.get("impact")
     measure_ids = sorted({*impact_data["measures_gained"], *impact_data["measures_lost"]}) if impact_data else []
     return env.from_string(_HTML).render(old=diff.old.id, new=diff.new.id, rules=data["rules"],
