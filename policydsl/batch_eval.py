@@ -19,7 +19,7 @@ property-based test requires both paths to give identical rows; member names are
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from fractions import Fraction
 from math import lcm
@@ -67,7 +67,9 @@ class Col:
 @dataclass
 class Window:
     months: int
-    anchor: Any  # month index per household (months since 1970-01)
+    anchor: Any  # month index per household (year × 12 + month - 1)
+    known: Any  # where the date it is anchored on is known
+    paths: Any = 0  # where it is not: the missing facts of that date
 
 
 @dataclass
@@ -345,7 +347,7 @@ class ColumnCompiler:
 
             def window(k: Chunk) -> Window:
                 d = anchor(k)
-                return Window(months, _month_index(np.broadcast_to(d.values, (len(k.cols),))))
+                return Window(months, _month_index(np.broadcast_to(d.values, (len(k.cols),))), d.known, d.paths)
             return window
         if isinstance(e, n.Quantified):
             return self.over_window(e.iterable, e.var, e.body, "every" if e.every else "any")
@@ -369,7 +371,7 @@ class ColumnCompiler:
             saved = k.vars.get(var)
             acc: Any = None
             for j in range(w.months):
-                k.vars[var] = Col("month", w.anchor - w.months + j, True)
+                k.vars[var] = Col("month", w.anchor - w.months + j, w.known, w.paths)  # unknown with its anchor
                 v = body(k)
                 if how == "count":
                     v = Num(v.values.astype(np.int64), 1, v.known, 1, 1, 1, paths=v.paths)
@@ -390,8 +392,8 @@ class ColumnCompiler:
                     k.trouble |= True
                 return Num(np.zeros(size, dtype=np.int64), 1, True, 0, 1, 1)
             if how == "mean":
-                return _div(k, acc, Num(w.months, 1, True, w.months, 1, 1, ("const", w.months)))
-            return acc
+                acc = _div(k, acc, Num(w.months, 1, True, w.months, 1, 1, ("const", w.months)))
+            return _anchored(acc, w)
         return over
 
     def name(self, e: n.Name) -> Fn:
@@ -438,24 +440,39 @@ def _month_index(ordinals: np.ndarray) -> np.ndarray:
 
 
 def _at(k: Chunk, series: SeriesRef, month: Col) -> Num:
-    """One month of a series for every household (a sorted search in the flattened series)."""
+    """One month of a series for every household (a sorted search in the flattened series); unknown where
+    the month is (its window's date is missing) or the household did not give that month."""
     key, values = series.leaf.values
     size = len(month.values)
-    wanted = (np.arange(size, dtype=np.int64) << 20) | month.values
+    wanted = (np.arange(size, dtype=np.int64) << 20) | np.maximum(month.values, 0)
     if len(key):
         pos = np.minimum(np.searchsorted(key, wanted), len(key) - 1)
-        known = key[pos] == wanted
-        got = np.where(known, values[pos], 0)
+        given = key[pos] == wanted
+        got = np.where(given, values[pos], 0)
     else:
-        known, got = np.zeros(size, dtype=bool), np.zeros(size, dtype=np.int64)
+        given, got = np.zeros(size, dtype=bool), np.zeros(size, dtype=np.int64)
+    month_known = np.broadcast_to(np.asarray(month.known, dtype=bool), (size,))
+    known = given & month_known
     den = series.leaf.den
     paths: Any = 0
     if k.track and not known.all():
         paths = np.zeros(size, dtype=object)
         for i in np.flatnonzero(~known).tolist():
+            if not month_known[i]:
+                paths[i] = month.paths[i] if isinstance(month.paths, np.ndarray) else 0
+                continue
             index = int(month.values[i])
             paths[i] = k.bit(f"{series.path}.{index // 12:04d}-{index % 12 + 1:02d}")
     return Num(got, den, known, _bound(got), den, den, paths=paths)
+
+
+def _anchored(value: Any, w: Window) -> Any:
+    """Where a window's date is missing, the reference looks at no month of it: the value is unknown and
+    needs that date only, whatever its body would have needed."""
+    if isinstance(w.known, bool) or w.known.all():
+        return value
+    paths = np.where(w.known, value.paths, w.paths) if isinstance(w.paths, np.ndarray) else value.paths
+    return replace(value, known=value.known & w.known, paths=paths)  # a copy: the value may be shared
 
 
 def _neg(a: Num) -> Num:
@@ -464,7 +481,7 @@ def _neg(a: Num) -> Num:
 
 def _add(a: Num, b: Num, sign: int) -> Num:
     known = a.known & b.known
-    if a.dkey == b.dkey or (type(a.den) is int and a.den == b.den):
+    if a.dkey == b.dkey or (type(a.den) is int and type(b.den) is int and a.den == b.den):
         big = _big(a.bound + b.bound)
         num = _exact(a.num, big) + sign * _exact(b.num, big)
         return Num(num, a.den, known, a.bound + b.bound, a.dbound, a.dkey, paths=_union(a, b))

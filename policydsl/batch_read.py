@@ -25,7 +25,7 @@ import numpy as np
 
 from . import nodes as n
 from .checker import CheckedPolicy
-from .household import DATE_TEXT, LARGEST, MAX_WHOLE_DIGITS, MONTH_KEY
+from .household import DATE_TEXT, LARGEST, MAX_WHOLE_DIGITS
 
 UNSET = msgspec.UNSET
 SCALE = {"money": 100, "number": 10**6}  # the denominator a read amount or number is kept over
@@ -34,6 +34,7 @@ _LONGEST = 16  # characters of an amount this path reads; longer ones go to the 
 _WHOLE_DIGITS = MAX_WHOLE_DIGITS  # digits before the point: more is the reference reader's error to give
 _ID_INT = re.compile(rb"-?\d{1,40}")  # longer: not an identifier anybody writes
 _ODD_ID = object()
+_PLAIN_MONTH = re.compile(r"[0-9]{4}-[0-9]{2}")
 _SERIES_CHARS = re.compile(rb'\{["0-9:,.\-nul]*\}')  # may be a plain series ({"2019-03":1500,"2019-04":null})
 _PLAIN = np.zeros(256, dtype=bool)  # the bytes of a plain number literal, and the padding of short ones
 _PLAIN[list(b"0123456789.\0")] = True
@@ -343,8 +344,10 @@ class ColumnReader:
         owner = np.repeat(rows, np.fromiter(map(len, dicts), dtype=np.int64, count=len(dicts)))
         months = self.months
         for key in {k for d in dicts for k in d if k not in months}:
-            m = MONTH_KEY.match(key)
-            good = m is not None and 1 <= int(m.group(2)) <= 12
+            # Only the plain form YYYY-MM (ASCII digits, nothing after). The reference reader also takes
+            # "2019-03\n" or full-width digits as month keys, but then finds no month 2019-03 under them:
+            # such a household is its to answer.
+            good = _PLAIN_MONTH.fullmatch(key) is not None and 1 <= int(key[5:7]) <= 12
             if len(months) >= 100_000:
                 months.clear()
             months[key] = int(key[:4]) * 12 + int(key[5:7]) - 1 if good else -1

@@ -115,12 +115,41 @@ class Household:
 def load_json(text: str, source: str = "household") -> Any:
     """Parse JSON text keeping numbers exact (no float ever) and NaN/Infinity visible to the validator."""
     try:
-        return json.loads(text.removeprefix("\ufeff"), parse_float=read_decimal, parse_int=read_int,
-                          parse_constant=NonFinite, object_pairs_hook=_object)
+        doc = json.loads(text.removeprefix("\ufeff"), parse_float=read_decimal, parse_int=read_int,
+                         parse_constant=NonFinite, object_pairs_hook=_object)
     except json.JSONDecodeError as exc:
         raise JsonSyntaxError(source, text, exc.lineno, exc.colno, exc.msg) from None
     except RecursionError:
         raise HouseholdError([InputProblem("", "not valid JSON: nested too deeply")], source) from None
+    if _SURROGATE_ESCAPE.search(text):  # "\ud800" alone is half a character: no text can hold it
+        path = _half_character(doc, "")
+        if path is not None:
+            raise HouseholdError([InputProblem(path, "is not valid text: it holds half of a character (a "
+                                                     "\\uD800-\\uDFFF escape without its other half)")], source)
+    return doc
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _half_character(value: Any, path: str) -> str | None:
+    """The JSON path of the first text (or key) holding a lone surrogate, if any."""
+    if isinstance(value, str):
+        return path if any("\ud800" <= c <= "\udfff" for c in value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = _join(path, str(key))
+            if any("\ud800" <= c <= "\udfff" for c in str(key)):
+                return here
+            found = _half_character(item, here)
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _half_character(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
 
 
 def _kind(value: Any) -> str:

@@ -165,7 +165,8 @@ def test_diff_with_households_on_the_command_line(tmp_path):
                        impact(load_policy(OLD), load_policy(NEW), households_for_2020()))
     assert "<svg" in page and "— → category_1" in page and '<html lang="zh-CN">' in page and "<script" not in page
     # the renamed category is counted under both names, the new one first
-    assert "近12个月中累计6个月家庭人均收入低于最低生活保障标准（原：家庭人均收入连续6个月低于最低生活保障标准）" in page
+    assert "近12个月中累计6个月家庭人均收入低于最低生活保障标准（原：家庭人均收入连续6个月低于最低生活保障标准）" \
+        in page
 
 
 def test_screenshot_of_the_impact_report(tmp_path):

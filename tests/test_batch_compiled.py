@@ -10,6 +10,7 @@ import json
 import re
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -298,3 +299,78 @@ def test_a_line_that_cannot_be_read_is_an_error_row_with_its_problems(tmp_path):
     assert rows[1]["source"] == "line 2" and rows[1]["error"]["message"].startswith("not valid JSON")
     assert rows[2]["error"]["message"] == "is not UTF-8 text; save the file as UTF-8"
     assert all(row["error"]["problems"] for row in rows[1:])
+
+
+BROAD = load_policy(ROOT / "tests" / "policies" / "broad.policy")
+def _mostly(good: list[str], odd: list[str]) -> Any:
+    """Usually a valid value, sometimes one the reader must refuse or read differently."""
+    return st.one_of(st.sampled_from(good), st.sampled_from(odd)) if odd else st.sampled_from(good)
+
+
+_good_months = ["2019-05", "2019-06", "2019-07", "2019-08", "2019-09", "2019-03"]
+_odd_months = ["2019-13", "2019-3", "2019-06\n", "２０１９-06", "0000-10"]
+_good_amounts = ["0", "5", "-5", "100.25", "-50.5", "1500", "999999999999999"]
+_odd_amounts = ["-100", "1e2", '"7"', "null", "0.001", "1000000000000000"]
+
+
+@st.composite
+def broad_households(draw: st.DrawFn) -> str:
+    def pick(strategy: Any) -> Any:
+        return draw(strategy)
+
+    def amount() -> str:
+        return pick(st.sampled_from(_odd_amounts)) if pick(st.integers(0, 9)) == 0 else \
+            pick(st.sampled_from(_good_amounts))
+
+    def series() -> str:
+        months = pick(st.lists(st.sampled_from(_good_months), max_size=6, unique=True))
+        if pick(st.integers(0, 9)) == 0:
+            months.append(pick(st.sampled_from(_odd_months)))
+        return "{" + ", ".join(f"{json.dumps(m)}: {amount()}" for m in months) + "}"
+
+    def often(good: list[str], odd: list[str]) -> str:
+        return pick(st.sampled_from(odd)) if pick(st.integers(0, 9)) == 0 else pick(st.sampled_from(good))
+
+    fields = {
+        "as_of": json.dumps(pick(st.sampled_from(["2019-09-15", "2020-02-29", "2018-06-01"]))),
+        "start": json.dumps(often(["2019-05-01", "2019-09-30"], ["2019-02-30", "2019-06-01T00:00"])),
+        "n": often(["1", "3"], ["0", "-1", "2.0"]), "m": often(["-3", "2"], ["0", "-4"]),
+        "share": often(["0.5", "1.25", "-1", "0.123456"], ["0", '"0.5"']),
+        "cash": amount(), "yearly": amount(), "inc": series(),
+        "k": json.dumps(often(["alpha", "beta", "gamma"], ["delta"])),
+        "ks": json.dumps(pick(st.lists(st.sampled_from(["alpha", "beta", "gamma"]), max_size=3))),
+        "flag": often(["true", "false"], ["1"]), "name": json.dumps(often(["x", "y"], [" y"])),
+        "rec": "{" + ", ".join(pick(st.lists(st.sampled_from([
+            f'"start": {json.dumps(pick(st.sampled_from(["2019-07-01", "2019-10-01"])))}',
+            f'"grade": {often(["-2.5", "1", "0.5"], ["-3"])}', f'"tag": {json.dumps(often(["t", "u"], [" t"]))}',
+            f'"k": {json.dumps(pick(st.sampled_from(["alpha", "gamma"])))}', f'"hist": {series()}']),
+            unique=True))) + "}",
+    }
+    keys = [k for k in fields if pick(st.integers(0, 9)) or k == "as_of"]
+    return "{" + ", ".join(f'"{k}": {"null" if pick(st.integers(0, 30)) == 0 else fields[k]}' for k in keys) + "}"
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(st.lists(broad_households(), min_size=1, max_size=10), st.sampled_from([None, date(2019, 9, 15)]))
+def test_compiled_rows_equal_the_reference_rows_for_a_broad_policy(texts, as_of):
+    assert compile_batch(BROAD) is not None
+    _, rows, reference = both(BROAD, texts, as_of)
+    assert rows == reference
+    items = [Item(f"line {i + 1}", t) for i, t in enumerate(texts)]
+    assert Worker(BROAD, as_of).render(items, "jsonl")[0] == "".join(map(jsonl_line, reference))
+
+
+@pytest.mark.parametrize("key", ["2019-03\\n", "\\uff12\\uff10\\uff11\\uff19-03", "2019-0\\u0663"])
+def test_month_keys_the_reference_reads_differently_are_declined(key):
+    text = json.dumps(BASE).replace('"2019-03"', f'"{key}"', 1)
+    answers, rows, reference = both(POLICY, [text])
+    assert answers == [None] and rows == reference
+    assert reference[0]["eligible"] is None and "income_history.2019-03" in reference[0]["missing"]
+
+
+def test_half_a_character_is_an_error_row_not_a_crash(tmp_path):
+    path = tmp_path / "h.jsonl"
+    path.write_text(json.dumps(BASE)[:-1] + ', "id": "\\ud800"}\n' + json.dumps(BASE) + "\n", encoding="utf-8")
+    rows = [json.loads(line) for line in run("eval", str(path)).stdout.splitlines()]
+    assert rows[0]["error"]["path"] == "id" and "half of a character" in rows[0]["error"]["message"]
+    assert rows[1]["eligible"] is True
