@@ -210,6 +210,12 @@ def _not(a: Col) -> Col:
     return Col("bool", ~a.values, a.known, a.paths)
 
 
+def _truth(values: Any, known: Any, paths: Any, size: int) -> Col:
+    """A yes/no column of ``size`` households, whatever scalars an expression on constants gave."""
+    return Col("bool", np.broadcast_to(np.asarray(values, dtype=bool), (size,)),
+               np.broadcast_to(np.asarray(known, dtype=bool), (size,)), paths)
+
+
 def _bool(values: Any, size: int) -> Col:
     return Col("bool", np.full(size, values, dtype=bool), np.ones(size, dtype=bool))
 
@@ -304,7 +310,7 @@ class ColumnCompiler:
 
             def member(k: Chunk) -> Col:
                 s = coll(k)
-                return Col("bool", ((s.values & bit) != 0) != neg, s.known, s.paths)
+                return _truth(((s.values & bit) != 0) != neg, s.known, s.paths, len(k.cols))
             return member
         if isinstance(e, n.HasAny):
             if self.kind(e.left) != "set" or self.kind(e.right) != "set":
@@ -315,7 +321,7 @@ class ColumnCompiler:
                 a, b = left(k), right(k)
                 both = a.values & b.values
                 out = both == b.values if every else both != 0
-                return Col("bool", np.broadcast_to(out, (len(k.cols),)), a.known & b.known, _union(a, b))
+                return _truth(out, a.known & b.known, _union(a, b), len(k.cols))
             return has
         if isinstance(e, n.IsEmpty):
             if self.kind(e.operand) not in ("set", "list"):
@@ -324,7 +330,7 @@ class ColumnCompiler:
 
             def empty(k: Chunk) -> Col:
                 v = operand(k)
-                return Col("bool", (v.values == 0) != neg, v.known, v.paths)
+                return _truth((v.values == 0) != neg, v.known, v.paths, len(k.cols))
             return empty
         if isinstance(e, n.Count):
             if self.kind(e.operand) not in ("set", "list"):
@@ -333,7 +339,8 @@ class ColumnCompiler:
 
             def count(k: Chunk) -> Num:
                 v = operand(k)
-                size = v.values if v.kind == "list" else np.bitwise_count(v.values).astype(np.int64)
+                values = np.broadcast_to(np.asarray(v.values, dtype=np.int64), (len(k.cols),))
+                size = values if v.kind == "list" else np.bitwise_count(values).astype(np.int64)
                 return Num(size, 1, v.known, _bound(size), 1, 1, paths=v.paths)
             return count
         if isinstance(e, n.Not):
@@ -452,7 +459,7 @@ def _at(k: Chunk, series: SeriesRef, month: Col) -> Num:
     else:
         given, got = np.zeros(size, dtype=bool), np.zeros(size, dtype=np.int64)
     month_known = np.broadcast_to(np.asarray(month.known, dtype=bool), (size,))
-    known = given & month_known
+    known = given & month_known & (month.values >= 0)  # before year 0: no key YYYY-MM names such a month
     den = series.leaf.den
     paths: Any = 0
     if k.track and not known.all():
@@ -526,7 +533,8 @@ def _compare(op: str, a: Any, b: Any) -> Col:
         out = _OPS[op](an * bd, bn * ad)
     else:
         out = _OPS[op](a.values, b.values)
-    return Col("bool", np.asarray(out, dtype=bool), a.known & b.known, _union(a, b))
+    size = max(np.size(a.known), np.size(b.known), np.size(out))
+    return _truth(out, a.known & b.known, _union(a, b), size)
 
 
 class BatchEvaluator:

@@ -90,6 +90,8 @@ def _optional(t: Any) -> Any:
 class ColumnReader:
     """Reads JSON texts of households into ``Columns`` for one checked policy."""
 
+    MONTH_CACHE = 100_000  # month keys remembered (with their month index) before the cache starts afresh
+
     def __init__(self, policy: CheckedPolicy) -> None:
         self.policy = policy
         self.structs: dict[str, Any] = {}
@@ -99,7 +101,8 @@ class ColumnReader:
             top.append((decl.name, self._type(decl.type, decl.name), UNSET))
         if "as_of" not in {d.name for d in policy.policy.inputs}:
             top.append(("as_of", _optional(str), UNSET))
-        if "id" not in {d.name for d in policy.policy.inputs}:
+        self.has_id = "id" not in {d.name for d in policy.policy.inputs}  # else 'id' is a fact of the policy
+        if self.has_id:
             top.append(("id", msgspec.Raw, UNSET))
         household = msgspec.defstruct("Household", top, forbid_unknown_fields=True)
         self.decoder = msgspec.json.Decoder(household)
@@ -210,7 +213,7 @@ class ColumnReader:
         colons = np.fromiter((texts[i].count(":") for i in rows), dtype=np.int64, count=size)
         ok &= colons == keys
         day = self._dates(tops["as_of"], ok) if "as_of" in tops else np.zeros(size, dtype=np.int64)
-        ids = [None if v is UNSET else _id(v) for v in tops["id"]] if "id" in tops else [None] * size
+        ids = [None if v is UNSET else _id(v) for v in tops["id"]] if self.has_id else [None] * size
         ok[[i for i, v in enumerate(ids) if v is _ODD_ID]] = False
         warnings: list[list[str]] = [[] for _ in range(size)]
         for i, message in self.spaced:
@@ -343,13 +346,13 @@ class ColumnReader:
                 dicts.append({"": b""})  # not an object of months: the key is refused below
         owner = np.repeat(rows, np.fromiter(map(len, dicts), dtype=np.int64, count=len(dicts)))
         months = self.months
+        if len(months) >= self.MONTH_CACHE:  # a cache, not a record of every key ever seen
+            months.clear()
         for key in {k for d in dicts for k in d if k not in months}:
             # Only the plain form YYYY-MM (ASCII digits, nothing after). The reference reader also takes
             # "2019-03\n" or full-width digits as month keys, but then finds no month 2019-03 under them:
             # such a household is its to answer.
             good = _PLAIN_MONTH.fullmatch(key) is not None and 1 <= int(key[5:7]) <= 12
-            if len(months) >= 100_000:
-                months.clear()
             months[key] = int(key[:4]) * 12 + int(key[5:7]) - 1 if good else -1
         index = np.array([months[k] for d in dicts for k in d], dtype=np.int64)
         values, known, bad = parse_units([v for d in dicts for v in d.values()], 2)

@@ -138,7 +138,7 @@ def _half_character(value: Any, path: str) -> str | None:
         return path if any("\ud800" <= c <= "\udfff" for c in value) else None
     if isinstance(value, dict):
         for key, item in value.items():
-            here = _join(path, str(key))
+            here = _join(path, str(key).encode("utf-8", "backslashreplace").decode("utf-8"))  # printable
             if any("\ud800" <= c <= "\udfff" for c in str(key)):
                 return here
             found = _half_character(item, here)

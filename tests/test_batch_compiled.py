@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from policydsl import load_policy
 from policydsl.batch import Item, Worker, jsonl_line
 from policydsl.batch_eval import BatchEvaluator, compile_batch, not_compiled
-from policydsl.batch_read import parse_units
+from policydsl.batch_read import ColumnReader, parse_units
 from tests.test_cli import run
 from tests.test_properties import households_near_bounds, mutated_households
 
@@ -374,3 +374,82 @@ def test_half_a_character_is_an_error_row_not_a_crash(tmp_path):
     rows = [json.loads(line) for line in run("eval", str(path)).stdout.splitlines()]
     assert rows[0]["error"]["path"] == "id" and "half of a character" in rows[0]["error"]["message"]
     assert rows[1]["eligible"] is True
+
+
+def _policy(tmp_path: Path, text: str) -> Any:
+    path = tmp_path / "p.policy"
+    path.write_text(text, encoding="utf-8")
+    policy = load_policy(path)
+    assert compile_batch(policy) is not None
+    return policy
+
+
+def test_sets_written_in_the_policy(tmp_path):  # found by review: 'alpha in {alpha}' crashed the compiled path
+    policy = _policy(tmp_path, """policy setlit
+  title "set literals"
+enum kind "kind"
+  alpha "a"
+  beta "b"
+input flag "flag" : boolean
+input ks "ks" : set of kind
+define D "D" = {alpha}
+category c1 "c1"
+  clause "x"
+  requires alpha in {alpha} and not (beta in D)
+  requires {alpha} is empty or flag
+  requires count of {alpha, beta} = 2 and ks has any of {alpha}
+  requires (number of m in last 2 months before as_of where alpha in D) = 2
+""")
+    texts = ['{"flag": true, "ks": ["alpha"], "as_of": "2019-09-15"}',
+             '{"flag": false, "ks": [], "as_of": "2019-09-15"}']
+    answers, rows, reference = both(policy, texts)
+    assert None not in answers and rows == reference
+    assert [r["eligible"] for r in rows] == [True, False]
+
+
+@pytest.mark.parametrize("kind, value", [("text", '"a"'), ("money", "5"), ("number", "0.5")])
+def test_an_input_named_id_is_a_fact_not_the_households_id(tmp_path, kind, value):
+    policy = _policy(tmp_path, f"""policy idfact
+  title "id"
+input id "id" : {kind}
+input n "n" : count
+category c1 "c1"
+  clause "x"
+  requires n > 0
+""")
+    _, rows, reference = both(policy, [f'{{"id": {value}, "n": 1}}'])
+    assert rows == reference and "id" not in rows[0]
+
+
+def test_months_before_year_one_are_never_given(tmp_path):
+    policy = _policy(tmp_path, """policy early
+  title "early"
+input start "start" : date
+input inc "inc" : monthly money
+define w "w" = last 13 months before start
+define tot "tot" = sum of inc[x] for x in w
+report tot
+category c1 "c1"
+  clause "x"
+  requires tot > 10
+""")
+    text = json.dumps({"start": "0001-01-15", "inc": {f"0000-{m:02d}": 1 for m in range(1, 13)}})
+    _, rows, reference = both(policy, [text], date(2019, 1, 1))
+    assert rows == reference and rows[0]["missing"] == ["inc.-001-12"]
+
+
+def test_the_month_key_cache_starts_afresh_without_losing_a_chunk(monkeypatch):
+    monkeypatch.setattr(ColumnReader, "MONTH_CACHE", 3)
+    worker = Worker(POLICY, None)
+    for i in range(3):
+        worker.rows([Item("a", json.dumps({"income_history": {f"x{i}": 1}}))])
+    odd = Item("b", json.dumps({"income_history": {"y1": 1, "y2": 2, "2019-03 ": 3}}))
+    assert worker.rows([odd]) == Worker(POLICY, None, compiled=False).rows([odd])
+
+
+def test_half_a_character_in_a_key_is_named_printably():
+    text = '{"archive": {"assisted_income_history": {"\\ud800": 1}}}'
+    _, rows, reference = both(POLICY, [text])
+    assert rows == reference
+    assert rows[0]["error"]["path"] == "archive.assisted_income_history.\\ud800"
+    assert jsonl_line(rows[0]).encode("utf-8")
