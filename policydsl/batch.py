@@ -125,16 +125,18 @@ def _block_items(path: Path, offset: int, length: int, before: int) -> list[Item
 
 def items_from_folder(folder: Path) -> Iterator[Item]:
     """Every *.json file of a folder, in name order, named by its file name."""
-    def natural(path: Path) -> list[Any]:  # h2 before h10
-        return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name.lower())]
+    def natural(path: Path) -> tuple[list[Any], str]:  # h2 before h10; H02 and h2 in a fixed order
+        return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name.lower())], path.name
 
     for path in sorted((p for p in folder.iterdir() if p.suffix.lower() == ".json" and p.is_file()), key=natural):
+        # a name that is not UTF-8 (a byte 0xff) is shown with the byte escaped: rows must be writable text
+        name = os.fsencode(path.name).decode("utf-8", "backslashreplace")
         try:
-            yield Item(path.name, path.read_text(encoding="utf-8-sig"), 1)
+            yield Item(name, path.read_text(encoding="utf-8-sig"), 1)
         except UnicodeDecodeError:
-            yield Item(path.name, "", 1, "is not UTF-8 text; save it as UTF-8")
+            yield Item(name, "", 1, "is not UTF-8 text; save it as UTF-8")
         except OSError as exc:
-            yield Item(path.name, "", 1, f"cannot read it ({exc.strerror})")
+            yield Item(name, "", 1, f"cannot read it ({exc.strerror})")
 
 
 @dataclass

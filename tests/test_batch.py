@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,18 @@ def test_a_full_disk_is_one_line_not_a_traceback(tmp_path):
     for fmt in ("jsonl", "csv"):
         result = run("eval", str(path), "--output", "/dev/full", "--format", fmt, code=2)
         assert "/dev/full: cannot write the rows (No space left on device)" in result.stderr
+
+
+def test_a_file_name_that_is_not_utf8_is_shown_escaped(tmp_path):
+    folder = tmp_path / "hh"
+    folder.mkdir()
+    (folder / "a.json").write_text(json.dumps(BASE), encoding="utf-8")
+    odd = os.fsdecode(b"bad\xff.json")
+    (folder / odd).write_text(json.dumps(BASE), encoding="utf-8")
+    out = tmp_path / "rows.jsonl"
+    run("eval", str(folder), "--output", str(out), "--jobs", "1")
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["source"] for r in rows] == ["a.json", "bad\\xff.json"] and rows[1]["eligible"] is True
+    out = tmp_path / "rows.csv"
+    run("eval", str(folder), "--format", "csv", "--output", str(out), "--jobs", "1")
+    assert "\nbad\\xff.json," in out.read_text(encoding="utf-8")
