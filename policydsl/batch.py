@@ -23,10 +23,9 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cache
 from pathlib import Path
 from typing import IO, Any, NamedTuple
-
-import msgspec
 
 from .checker import CheckedPolicy
 from .diagnostics import HouseholdError, PolicyDslError, UsageError
@@ -34,8 +33,14 @@ from .evaluator import Evaluator
 from .household import BadNumber, load_json, read_household
 from .household import _kind as describe
 
-_encoder = msgspec.json.Encoder()  # the same bytes as json.dumps(ensure_ascii=False), compact; far quicker
-_encode = _encoder.encode
+
+@cache
+def _encoder() -> Any:
+    """msgspec's JSON encoder: the same bytes as json.dumps(ensure_ascii=False), compact, far quicker.
+    Imported when rows are first written: one household's start-up does not pay for it."""
+    import msgspec
+
+    return msgspec.json.Encoder()
 
 CHUNK = 2000  # households handed to a worker at a time; bounds memory whatever the input size
 CSV_COLUMNS = ["source", "id", "eligible", "primary_category", "categories", "measures", "status",
@@ -263,7 +268,7 @@ class Worker:
             writer = csv.writer(out, lineterminator="\n")
             writer.writerows(csv_row(row, self.policy.report) for row in rows)
             return out.getvalue(), summary
-        return _encoder.encode_lines(rows).decode("utf-8"), summary
+        return _encoder().encode_lines(rows).decode("utf-8"), summary
 
 
 _worker: Worker | None = None
@@ -397,7 +402,7 @@ def render_all(policy: CheckedPolicy, items: Iterable[Item], fmt: str, as_of: da
 
 def jsonl_line(row: dict[str, Any]) -> str:
     """One row as a line of JSON (the same bytes as ``json.dumps(row, ensure_ascii=False)``, compact)."""
-    return _encode(row).decode("utf-8") + "\n"
+    return _encoder().encode(row).decode("utf-8") + "\n"
 
 
 def csv_row(row: dict[str, Any], report: list[str]) -> list[str]:
