@@ -148,13 +148,19 @@ def eval_cmd(household: str, policy_path: str | None, as_of: str | None, fmt: st
         result.warnings = []
         where = policy_path or "the bundled anju_2019.policy; pass --policy FILE to apply another file"
         shown = render_text(result, trace=trace) + f"\n(policy: {where})\n"
+    _emit(shown, output)
+
+
+def _emit(text: str, output: str | None) -> bool:
+    """The text to standard output, or to the file ``output``; True when it went to a file."""
     if output is None:
-        click.echo(shown, nl=False)
-        return
+        click.echo(text, nl=False)
+        return False
     try:
-        Path(output).write_text(shown, encoding="utf-8")
+        Path(output).write_text(text, encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"{output}: cannot write it ({exc.strerror})") from None
+    return True
 
 
 def _batch_items(household: str) -> tuple[Any, str | None]:
@@ -297,13 +303,7 @@ def diff_cmd(old: str, new: str, households: str | None, as_of: str | None, fmt:
         text = diff.render_html(changes, result)
     else:
         text = diff.render_text(changes, result)
-    if output:
-        try:
-            Path(output).write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"{output}: cannot write it ({exc.strerror})") from None
-    else:
-        click.echo(text, nl=False)
+    _emit(text, output)
 
 
 @main.command("explain")
@@ -465,14 +465,8 @@ def doc_cmd(file: str | None, fmt: str, lang: str, output: str | None) -> None:
     from policydsl.literate import render_doc
 
     text = render_doc(load_policy(file or str(default_policy_path())), fmt, lang)
-    if output is None:
-        click.echo(text, nl=False)
-        return
-    try:
-        Path(output).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"{output}: cannot write it ({exc.strerror})") from None
-    click.echo(f"wrote {output}", err=True)
+    if _emit(text, output):
+        click.echo(f"wrote {output}", err=True)
 
 
 if __name__ == "__main__":
