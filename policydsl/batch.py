@@ -416,8 +416,8 @@ def csv_row(row: dict[str, Any], report: list[str]) -> list[str]:
         return str(value)
 
     if "error" in row:
-        error = row["error"]
-        text = f"{error['path']}: {error['message']}" if error["path"] else error["message"]
+        problems = row["error"].get("problems") or [row["error"]]  # every problem, as the JSON row has them
+        text = " | ".join(f"{p['path']}: {p['message']}" if p["path"] else p["message"] for p in problems)
         return [row["source"], cell(row.get("id")), "", "", "", "", "", *("" for _ in report), "", "", text, ""]
     return [row["source"], cell(row.get("id")), cell(row["eligible"]), cell(row["primary_category"]),
             cell(row["categories"]), cell(row["measures"]), cell(row["status"]),

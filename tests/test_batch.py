@@ -175,3 +175,10 @@ def test_a_file_name_that_is_not_utf8_is_shown_escaped(tmp_path):
     out = tmp_path / "rows.csv"
     run("eval", str(folder), "--format", "csv", "--output", str(out), "--jobs", "1")
     assert "\nbad\\xff.json," in out.read_text(encoding="utf-8")
+
+
+def test_a_csv_row_names_every_problem_of_a_household(tmp_path):
+    path = write_jsonl(tmp_path / "h.jsonl", [{**BASE, "members": 0, "savings": "12,000"}])
+    (row,) = list(csv.DictReader(io.StringIO(run("eval", str(path), "--format", "csv").stdout)))
+    assert row["error"] == ('members: must be at least 1, got 0 | '
+                            'savings: expected an amount in 元, got the text "12,000"')
