@@ -30,7 +30,7 @@ from typing import IO, Any, NamedTuple
 from .checker import CheckedPolicy
 from .diagnostics import HouseholdError, PolicyDslError, UsageError
 from .evaluator import Evaluator
-from .household import BadNumber, load_json, read_household
+from .household import MAX_ID_DIGITS, BadNumber, load_json, read_household
 from .household import _kind as describe
 
 
@@ -57,7 +57,7 @@ def household_id(value: Any) -> str | int | None:
     number is one); None for anything else."""
     if isinstance(value, str) or (type(value) is int):
         return value
-    if isinstance(value, BadNumber) and re.fullmatch(r"-?\d{1,40}", value.literal):
+    if isinstance(value, BadNumber) and re.fullmatch(rf"-?\d{{1,{MAX_ID_DIGITS}}}", value.literal):
         return int(value.literal)
     return None
 

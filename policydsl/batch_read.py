@@ -25,14 +25,14 @@ import numpy as np
 
 from . import nodes as n
 from .checker import CheckedPolicy
-from .household import DATE_TEXT, LARGEST, MAX_WHOLE_DIGITS
+from .household import DATE_TEXT, LARGEST, MAX_ID_DIGITS, MAX_WHOLE_DIGITS
 
 UNSET = msgspec.UNSET
 SCALE = {"money": 100, "number": 10**6}  # the denominator a read amount or number is kept over
 _DECIMALS = {"money": 2, "number": 6}
 _LONGEST = 16  # characters of an amount this path reads; longer ones go to the reference reader
 _WHOLE_DIGITS = MAX_WHOLE_DIGITS  # digits before the point: more is the reference reader's error to give
-_ID_INT = re.compile(rb"-?\d{1,40}")  # longer: not an identifier anybody writes
+_ID_INT = re.compile(rb"-?\d{1,%d}" % MAX_ID_DIGITS)  # as batch.household_id keeps it
 _ODD_ID = object()
 _PLAIN_MONTH = re.compile(r"[0-9]{4}-[0-9]{2}")
 _SERIES_CHARS = re.compile(rb'\{["0-9:,.\-nul]*\}')  # may be a plain series ({"2019-03":1500,"2019-04":null})
@@ -118,42 +118,26 @@ class ColumnReader:
     # ------------------------------------------------------------ msgspec types from the declarations
 
     def _type(self, te: n.TypeExpr, path: str, in_list: bool = False) -> Any:
+        """The msgspec type of a declared input or field; every one but a record is also a column."""
         kind = te.kind
-        if kind in ("money", "number"):
-            if not in_list:
-                self.plan.append((path, te))
-            return msgspec.Raw  # the literal's own text, read exactly below (a JSON null reads as missing)
-        if kind == "monthly":
-            if in_list:
-                raise Unsupported(f"{path}: a monthly series inside a list")
+        record = kind == "named" and te.of not in self.policy.enums
+        if (in_list and kind in ("monthly", "list")) or (record and (in_list or "." in path)):
+            raise Unsupported(f"{path}: a {'record' if record else kind} inside a list item or a record")
+        if not record and not in_list:  # fields of list items are only checked, never read into columns
             self.plan.append((path, te))
-            return msgspec.Raw  # read in ``_series``, most often without making a dict (null: missing)
+        if kind in ("money", "number", "monthly"):  # the literal's own text, read exactly (null: missing)
+            return msgspec.Raw
         if kind == "count":
-            if not in_list:
-                self.plan.append((path, te))
             low = _low(te.minimum, 1) if te.minimum is not None else -LARGEST + 1
             return _optional(Annotated[int, msgspec.Meta(ge=max(low, -LARGEST + 1), le=LARGEST - 1)])
         if kind in ("boolean", "text", "date"):
-            if not in_list:
-                self.plan.append((path, te))
             return _optional({"boolean": bool, "text": str, "date": str}[kind])
         if kind == "set":
-            if not in_list:
-                self.plan.append((path, te))
             return _optional(list[self._enum(te.of)])  # type: ignore[misc]
         if kind == "list":
-            if in_list:
-                raise Unsupported(f"{path}: a list inside a list")
-            self.plan.append((path, te))
             return _optional(list[self._record(te.of or "", path, in_list=True)])  # type: ignore[misc]
-        if kind == "named" and te.of in self.policy.enums:
-            if not in_list:
-                self.plan.append((path, te))
-            return _optional(self._enum(te.of))
         if kind == "named":
-            if in_list or "." in path:
-                raise Unsupported(f"{path}: a record inside a record or a list item")
-            return _optional(self._record(te.of or "", path, in_list=False))
+            return _optional(self._enum(te.of) if not record else self._record(te.of or "", path, in_list=False))
         raise Unsupported(f"{path}: inputs of kind {kind}")
 
     def _enum(self, name: str | None) -> Any:

@@ -67,6 +67,7 @@ class NonFinite:
 
 MAX_WHOLE_DIGITS = 15  # 10^15 元 is beyond any household; longer numbers are typing errors (or attacks)
 MAX_DECIMALS = 12
+MAX_ID_DIGITS = 40  # a household's id may be a whole number this long (an ID-card number has 18 digits)
 LARGEST = 10**MAX_WHOLE_DIGITS
 
 
