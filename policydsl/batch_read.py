@@ -1,7 +1,10 @@
 """Reading many households at once into columns, for the compiled batch path (``batch_eval``).
 
-The policy's input declarations become msgspec types, so decoding and most validation run in C; the
-rest (amounts, months, dates) is checked here, column by column. This reader only *accepts* what the
+Two tiers. The native reader (``_fastread``, a C extension built at install when a compiler is there)
+reads the plain, common form of a household straight into column buffers. What it declines, and every
+household when it is not built, goes to the msgspec tier: the policy's input declarations become
+msgspec types, so decoding and most validation run in C, and the rest (amounts, months, dates) is
+checked here, column by column. Both tiers only *accept* what the
 reference reader (``household.py``) would accept without a problem or a warning, and reads it to the same
 exact values (and, for a text with spaces at its ends, the same warning). Everything else — a syntax
 error, a wrong type, a key given twice, an amount written as text or with more than two decimals, an
@@ -13,6 +16,7 @@ Amounts are kept as integers of hundredths (cents), counts as integers: never a 
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,6 +26,11 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 import numpy as np
+
+try:
+    from . import _fastread  # type: ignore[attr-defined]
+except ImportError:  # not built (no C compiler at install): the msgspec tier reads everything
+    _fastread = None
 
 from . import nodes as n
 from .checker import CheckedPolicy
@@ -88,11 +97,13 @@ def _optional(t: Any) -> Any:
 
 
 class ColumnReader:
-    """Reads JSON texts of households into ``Columns`` for one checked policy."""
+    """Reads JSON texts of households into ``Columns`` for one checked policy.
+
+    ``native``: use the native tier where it is built (None: unless ``POLICYDSL_NATIVE=0`` is set)."""
 
     MONTH_CACHE = 100_000  # month keys remembered (with their month index) before the cache starts afresh
 
-    def __init__(self, policy: CheckedPolicy) -> None:
+    def __init__(self, policy: CheckedPolicy, native: bool | None = None) -> None:
         self.policy = policy
         self.structs: dict[str, Any] = {}
         top: list[tuple[str, Any, Any]] = []
@@ -114,6 +125,9 @@ class ColumnReader:
         self.series_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
         self.spaced: list[tuple[int, str]] = []  # (household, warning) found while reading a chunk
         self.months: dict[str, int] = {}  # month key → month index (year × 12 + month - 1), -1 if not a month
+        if native is None:
+            native = os.environ.get("POLICYDSL_NATIVE", "1") != "0"
+        self.native = self._native_reader() if native and _fastread is not None else None
 
     # ------------------------------------------------------------ msgspec types from the declarations
 
@@ -160,10 +174,96 @@ class ColumnReader:
                 self._type(f.type, f"{path}.{f.name}", in_list)
         return self.structs[key]
 
+    def _native_reader(self) -> Any:
+        """The native tier set up for this policy's inputs; None if it lacks something they need."""
+        column = {path: i for i, (path, _) in enumerate(self.plan)}
+        enums = self.policy.enums
+
+        def spec(name: str, te: n.TypeExpr, path: str, in_list: bool) -> tuple[Any, ...]:
+            kind = te.kind
+            col = -1 if in_list else column.get(path, -1)
+            members = tuple(m.name for m in enums[te.of or ""].members) if te.of in enums else None
+            if members is not None and len(members) > 62:
+                raise Unsupported("an enum of more than 62 members")
+            if kind in ("money", "number"):
+                return (name, _fastread.NUM, col, _DECIMALS[kind], _low(te.minimum, SCALE[kind]), None, None, None)
+            if kind == "monthly":
+                return (name, _fastread.SERIES, col, 2, _low(te.minimum, 100), None, None, None)
+            if kind == "count":
+                low = _low(te.minimum, 1) if te.minimum is not None else -LARGEST + 1
+                return (name, _fastread.COUNT, col, 0, max(low, -LARGEST + 1), LARGEST - 1, None, None)
+            if kind in ("boolean", "text", "date"):
+                code = {"boolean": _fastread.BOOL, "text": _fastread.TEXT, "date": _fastread.DATE}[kind]
+                return (name, code, col, 0, None, None, None, None)
+            if kind == "set":
+                return (name, _fastread.SET, col, 0, None, None, members, None)
+            if kind == "named" and members is not None:
+                return (name, _fastread.ENUM, col, 0, None, None, members, None)
+            fields = self.policy.records[te.of or ""].fields
+            inner = [spec(f.name, f.type, f"{path}.{f.name}", in_list or kind == "list") for f in fields]
+            return (name, _fastread.LIST if kind == "list" else _fastread.RECORD, col, 0, None, None, None, inner)
+
+        declared = {d.name: d for d in self.policy.policy.inputs}
+        if "as_of" in declared and declared["as_of"].type.kind != "date":
+            return None  # as_of is then a fact of another kind that must also read as a date: left to msgspec
+        try:
+            top = [spec(d.name, d.type, d.name, False) for d in self.policy.policy.inputs]
+        except Unsupported:
+            return None
+        if "as_of" not in declared:
+            top.append(("as_of", _fastread.AS_OF, -1, 0, None, None, None, None))
+        if self.has_id:
+            top.append(("id", _fastread.ID, -1, 0, None, None, None, None))
+        return _fastread.Reader(top, len(self.plan))
+
     # ------------------------------------------------------------ reading
 
     def read(self, texts: list[str]) -> Columns:
         """The households among ``texts`` that the reference would accept as they are, in columns."""
+        if self.native is None:
+            return self._read(texts)
+        size = len(texts)
+        ok_bytes, as_of, ids, values, known, objects, series = self.native.read(texts)
+        leaves: dict[str, Leaf] = {}
+        for c, (path, te) in enumerate(self.plan):
+            k = np.frombuffer(known[c], dtype=bool)
+            if te.kind == "monthly":
+                owner, index, amounts = (np.frombuffer(b, dtype=np.int64) for b in series[c])
+                leaves[path] = Leaf("series", ((owner << 20) | index, amounts), k, 100)
+            elif objects[c] is not None:
+                leaves[path] = Leaf("text", np.array(objects[c], dtype=object), k)
+            else:
+                v = np.frombuffer(values[c], dtype=np.int64)
+                leaves[path] = Leaf(_COLUMN_KIND[te.kind], v.astype(bool) if te.kind == "boolean" else v, k,
+                                    SCALE.get(te.kind, 1))
+        ok = np.frombuffer(ok_bytes, dtype=bool).copy()
+        day = leaves["as_of"].values if "as_of" in leaves else np.frombuffer(as_of, dtype=np.int64)
+        warnings: list[list[str]] = [[] for _ in range(size)]
+        for c, (path, te) in enumerate(self.plan):
+            if te.kind == "text":
+                for i, message in self._spaced(path, objects[c]):
+                    if warnings[i]:
+                        ok[i] = False  # two warnings: their order follows the document's keys
+                    warnings[i].append(message)
+        read = Columns(list(range(size)), leaves, day, ids, warnings)
+        if ok.all():
+            return read
+        declined = np.flatnonzero(~ok)
+        rest = self._read([texts[i] for i in declined])
+        rest.rows = [int(declined[r]) for r in rest.rows]
+        return _merge(read.take(np.flatnonzero(ok)), rest)
+
+    @staticmethod
+    def _spaced(path: str, texts: list[Any]) -> list[tuple[int, str]]:
+        """(household, warning) for each text with spaces at its ends, as the reference warns."""
+        spaced = {r for r in set(texts) if type(r) is str and r != r.strip()}
+        if not spaced:
+            return []
+        return [(i, f'{path}: "{r}" begins or ends with spaces, which count when it is compared')
+                for i, r in enumerate(texts) if r in spaced]
+
+    def _read(self, texts: list[str]) -> Columns:
+        """The msgspec tier of ``read``."""
         decoded: list[Any] = []
         rows: list[int] = []
         decode = self.decoder.decode
@@ -233,8 +333,7 @@ class ColumnReader:
             return Leaf("bool", values, known)
         if kind == "text":
             values = np.array([r if type(r) is str else "" for r in raw], dtype=object)
-            self.spaced += [(i, f'{path}: "{r}" begins or ends with spaces, which count when it is compared')
-                            for i, r in enumerate(raw) if type(r) is str and r != r.strip()]  # as the reference
+            self.spaced += self._spaced(path, raw)
             return Leaf("text", values, known)
         if kind == "date":
             return Leaf("date", self._dates(raw, ok), known)
@@ -442,6 +541,35 @@ def _id(raw: Any) -> Any:
     if _ID_INT.fullmatch(text):
         return int(text)
     return None if text == b"null" else _ODD_ID
+
+
+_COLUMN_KIND = {"money": "num", "number": "num", "count": "num", "boolean": "bool", "date": "date", "set": "set",
+                "list": "list"}
+
+
+def _merge(a: Columns, b: Columns) -> Columns:
+    """The households of both, in the order of their rows."""
+    if not len(b):
+        return a
+    if not len(a):
+        return b
+    size = len(a) + len(b)
+    order = np.argsort(np.array(a.rows + b.rows, dtype=np.int64), kind="stable")
+    place = np.empty(size, dtype=np.int64)
+    place[order] = np.arange(size)
+    leaves = {}
+    for path, la in a.leaves.items():
+        lb = b.leaves[path]
+        known = np.concatenate((la.known, lb.known))[order]
+        if la.kind == "series":
+            key = np.concatenate((la.values[0], lb.values[0] + (len(a) << 20)))
+            values = np.concatenate((la.values[1], lb.values[1]))
+            leaves[path] = _flat_series(place[key >> 20], key & ((1 << 20) - 1), values, known)
+        else:
+            leaves[path] = Leaf(la.kind, np.concatenate((la.values, lb.values))[order], known, la.den)
+    ids, warnings = a.ids + b.ids, a.warnings + b.warnings
+    return Columns(sorted(a.rows + b.rows), leaves, np.concatenate((a.as_of, b.as_of))[order],
+                   [ids[i] for i in order], [warnings[i] for i in order])
 
 
 def _take(leaf: Leaf, keep: np.ndarray, size: int) -> Leaf:

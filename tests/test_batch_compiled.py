@@ -1,7 +1,8 @@
 """The compiled batch path (batch_read + batch_eval) against the reference reader and evaluator.
 
 The compiled path may decline a household (the reference then answers) but every row it gives must be
-exactly the reference's row: same categories, measures, status, values to the cent, warnings.
+exactly the reference's row: same categories, measures, status, values to the cent, warnings. Every
+test runs twice: with the native reader first (as installed) and with the msgspec reader alone.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 from policydsl import load_policy
 from policydsl.batch import Item, Worker, jsonl_line
 from policydsl.batch_eval import BatchEvaluator, compile_batch, not_compiled
-from policydsl.batch_read import ColumnReader, parse_units
+from policydsl.batch_read import ColumnReader, _fastread, parse_units
 from tests.test_cli import run
 from tests.test_properties import households_near_bounds, mutated_households
 
@@ -28,6 +29,16 @@ POLICY = load_policy()
 POLICY_2020 = load_policy(ROOT / "policies" / "anju_2020.policy")
 BASE = json.loads((ROOT / "examples" / "household.json").read_text(encoding="utf-8"))
 SETTINGS = settings(max_examples=60, deadline=None, database=None)
+
+
+@pytest.fixture(autouse=True, scope="module", params=["native", "msgspec"])
+def reader_tier(request: pytest.FixtureRequest):
+    """Which reader tier reads first: the native one (skipped where it is not built) or msgspec alone."""
+    if request.param == "native" and _fastread is None:
+        pytest.skip("the native reader is not built here")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("POLICYDSL_NATIVE", "1" if request.param == "native" else "0")
+        yield request.param
 
 
 def both(policy, texts: list[str], as_of: date | None = None) -> tuple[list, list, list]:

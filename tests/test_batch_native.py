@@ -1,0 +1,142 @@
+"""The native reader (``policydsl/_fastread.c``) against the msgspec reader it stands in front of.
+
+Reading a chunk with the native reader first must give exactly the columns the msgspec reader gives
+alone, whatever the texts: what the native reader declines is read by the msgspec reader, so any
+difference is a household the native reader accepted wrongly. (The msgspec reader itself is held to the
+reference reader by test_batch_compiled.py.) Skipped where the native reader is not built, except in CI,
+which sets POLICYDSL_REQUIRE_NATIVE=1 so that a failed build cannot pass unnoticed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from policydsl import load_policy
+from policydsl.batch_read import ColumnReader, Columns, _fastread
+from tests.test_batch_compiled import BROAD, GENERIC, POLICY, POLICY_2020, broad_households, chunks, \
+    generic_households
+from tests.test_properties import mutated_households
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE_TEXT = (ROOT / "examples" / "household.json").read_text(encoding="utf-8")
+
+pytestmark = pytest.mark.skipif(_fastread is None and not os.environ.get("POLICYDSL_REQUIRE_NATIVE"),
+                                reason="the native reader is not built here")
+
+
+def test_the_native_reader_is_built_where_it_is_required():
+    if os.environ.get("POLICYDSL_REQUIRE_NATIVE"):
+        assert _fastread is not None, "the native reader failed to build (see the install's warnings)"
+    assert ColumnReader(POLICY, native=True).native is not None
+
+
+def same(a: Columns, b: Columns) -> None:
+    assert a.rows == b.rows
+    assert a.ids == b.ids and [type(i) for i in a.ids] == [type(i) for i in b.ids]
+    assert a.warnings == b.warnings
+    assert a.as_of.tolist() == b.as_of.tolist()
+    assert a.leaves.keys() == b.leaves.keys()
+    for path, x in a.leaves.items():
+        y = b.leaves[path]
+        assert (x.kind, x.den) == (y.kind, y.den), path
+        assert x.known.tolist() == y.known.tolist(), path
+        if x.kind == "series":
+            assert x.values[0].tolist() == y.values[0].tolist(), path
+            assert x.values[1].tolist() == y.values[1].tolist(), path
+        else:
+            assert x.values.tolist() == y.values.tolist(), path
+
+
+def compare(policy: Any, texts: list[str]) -> np.ndarray:
+    """Both readers on ``texts``: the same columns. Returns which texts the native reader read itself."""
+    native, alone = ColumnReader(policy, native=True), ColumnReader(policy, native=False)
+    assert native.native is not None
+    same(native.read(texts), alone.read(texts))
+    return np.frombuffer(native.native.read(texts)[0], dtype=bool)
+
+
+PIECES = ['"', "\\", "\\u0041", "\\ud800", "\\udc00", "\\ud83d\\ude00", "\\n", "{", "}", "[", "]", ":", ",", " ",
+          "\t", "\r", ".", "-", "0", "1", "9", "e", "E", "+", "null", "true", "false", '"x"', "\x00", "\x1f", "é",
+          "安", "\u3000", "2019-13", "1e2", "00", "0.001", "12345678901234567", '"members": 2, ']
+
+
+@st.composite
+def edited(draw: st.DrawFn, texts: list[str]) -> str:
+    """One of ``texts`` with a few characters inserted, removed or replaced anywhere."""
+    text = draw(st.sampled_from(texts))
+    for _ in range(draw(st.integers(1, 3))):
+        at = draw(st.integers(0, len(text)))
+        piece = draw(st.sampled_from(PIECES))
+        cut = draw(st.integers(0, 2))
+        text = text[:at] + piece + text[at + cut:]
+    return text
+
+
+SHAPES = [json.dumps(json.loads(BASE_TEXT), ensure_ascii=a, separators=s)
+          for a in (True, False) for s in ((",", ":"), (", ", ": "))] + [BASE_TEXT]
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.lists(edited(SHAPES), min_size=1, max_size=6))
+def test_edited_texts_are_read_alike(texts):
+    compare(POLICY, texts)
+
+
+@settings(max_examples=100, deadline=None, database=None)
+@given(chunks())
+def test_generated_households_are_read_alike_and_mostly_natively(texts):
+    for policy in (POLICY, POLICY_2020):
+        compare(policy, texts)
+
+
+@settings(max_examples=100, deadline=None, database=None)
+@given(st.lists(mutated_households(), min_size=1, max_size=6), st.booleans())
+def test_odd_households_are_read_alike(docs, ascii_only):
+    compare(POLICY, [json.dumps(d, ensure_ascii=ascii_only) for d in docs])
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(st.lists(broad_households(), min_size=1, max_size=10))
+def test_a_broad_policy_is_read_alike(texts):
+    compare(BROAD, texts)
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(st.lists(generic_households(), min_size=1, max_size=8))
+def test_dates_numbers_and_record_texts_are_read_alike(tmp_path_factory, texts):
+    path = tmp_path_factory.mktemp("generic") / "generic.policy"
+    path.write_text(GENERIC, encoding="utf-8")
+    compare(load_policy(path), texts)
+
+
+def test_plain_households_are_read_natively():
+    texts = SHAPES + [json.dumps({**json.loads(BASE_TEXT), "id": "h-1"}), '{"id": 510904199001011234}', "{}"]
+    assert compare(POLICY, texts).all()
+
+
+@pytest.mark.parametrize("text", [
+    '{"members": 2, "members": 3}',  # a key twice
+    '{"income_history": {"2019-03": 1, "2019-03": null}}',  # a month twice
+    '{"savings": 1e3}', '{"savings": 1.005}', '{"savings": -1}', '{"savings": "5"}', '{"savings": 01}',
+    '{"members": 2.0}', '{"members": 0}', '{"members": 1000000000000000}', '{"saving": 1}',
+    '{"as_of": "2019-02-29"}', '{"as_of": "2019-9-1"}', '{"district": "\\ud800"}', '{"id": 1.5}', '{"id": true}',
+    '{"id": ' + "1" * 41 + "}", '{"hardship_causes": ["sick"]}', '{"students": [{"stage": "primary", "x": 1}]}',
+    '{"income_history": {"2019-3": 1}}', '{"income_history": {"2019-00": 1}}', '{"members": 2} x', "[1]",
+    '{"members": 2,}', "\ufeff{}", '{"district": "a\tb"}',
+])
+def test_what_is_not_plain_is_left_to_the_msgspec_reader(text):
+    assert not compare(POLICY, [text]).any()
+
+
+def test_escapes_are_read_natively_as_msgspec_reads_them():
+    texts = ['{"district": "\\u5b89\\u5c45\\u533a", "income_history": {"\\u0032019-03": 1}}',
+             '{"district": "a\\"b\\\\c\\/\\n\\ud83d\\ude00"}', '{"\\u006dembers": 2}']
+    assert compare(POLICY, texts).all()
