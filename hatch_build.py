@@ -25,7 +25,7 @@ class NativeReaderHook(BuildHookInterface):  # type: ignore[type-arg]
         self.work = tempfile.mkdtemp(prefix="policydsl-native-")
         try:
             built = self._compile(Path(self.work))
-        except Exception as exc:  # noqa: BLE001 - any failure to compile means: build without it
+        except Exception as exc:  # any failure to compile means: build without it
             self.app.display_warning(f"policydsl: the native batch reader was not built ({exc}); "
                                      "batches are read by the msgspec reader instead (same results, slower)")
             return

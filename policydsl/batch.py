@@ -109,6 +109,11 @@ class JsonlFile:
 
     def blocks(self) -> Iterator[tuple[int, int, int]]:
         """(offset, length, lines before it) of each block, cut after a newline."""
+        for offset, data, lines in self.block_data():
+            yield offset, len(data), lines
+
+    def block_data(self) -> Iterator[tuple[int, bytes, int]]:
+        """(offset, bytes, lines before it) of each block, cut after a newline."""
         offset = lines = 0
         with open(self.path, "rb") as stream:
             while True:
@@ -116,16 +121,37 @@ class JsonlFile:
                 if not data:
                     return
                 data += stream.readline()  # to the end of the line
-                yield offset, len(data), lines
+                yield offset, data, lines
                 offset += len(data)
                 lines += data.count(b"\n")
 
 
-def _block_items(path: Path, offset: int, length: int, before: int) -> list[Item]:
+_BLANK = " \t\n\r\x0b\x0c"  # what bytes.isspace() calls space: a line of only these is skipped
+
+
+def block_lines(data: bytes, before: int) -> tuple[list[str], list[str], dict[int, str]]:
+    """The households of a block of whole lines as (sources, texts, problems by position): what
+    ``items_from_lines`` gives, read at once where the block is UTF-8 (as it nearly always is)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        items = list(items_from_lines(io.BytesIO(data), before=before))
+        return [i.source for i in items], [i.text for i in items], \
+            {n: i.problem for n, i in enumerate(items) if i.problem is not None}
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the block ends with a newline
+    numbered = [(number, line) for number, line in enumerate(lines, before + 1) if line.strip(_BLANK)]
+    texts = [line.rstrip("\r\n") for _, line in numbered]
+    if before == 0 and numbered and numbered[0][0] == 1:
+        texts[0] = texts[0].removeprefix("\ufeff")  # as decoding the first line with utf-8-sig
+    return [f"line {number}" for number, _ in numbered], texts, {}
+
+
+def _read_block(path: Path, offset: int, length: int) -> bytes:
     with open(path, "rb") as stream:
         stream.seek(offset)
-        data = stream.read(length)
-    return list(items_from_lines(io.BytesIO(data), before=before))
+        return stream.read(length)
 
 
 def items_from_folder(folder: Path) -> Iterator[Item]:
@@ -171,19 +197,21 @@ class Summary:
             return
         self.count(row["eligible"], row["primary_category"], row["categories"], "warnings" in row)
 
-    def count(self, eligible: bool | None, primary: str | None, categories: list[str], warned: bool) -> None:
-        """One household that was evaluated."""
-        self.total += 1
-        self.warned += warned
+    def count(self, eligible: bool | None, primary: str | None, categories: list[str], warned: bool,
+              households: int = 1) -> None:
+        """Households that were evaluated, alike in what is counted."""
+        self.total += households
+        self.warned += warned * households
         if eligible is True:
-            self.eligible += 1
+            self.eligible += households
         elif eligible is False:
-            self.not_eligible += 1
+            self.not_eligible += households
         else:
-            self.undetermined += 1
+            self.undetermined += households
         if primary:
-            self.primary[primary] += 1
-        self.categories.update(categories)
+            self.primary[primary] += households
+        for category in categories:
+            self.categories[category] += households
 
     def render(self) -> str:
         lines = [f"{self.total} households: {self.eligible} eligible, {self.not_eligible} not eligible, "
@@ -247,19 +275,26 @@ class Worker:
 
     def render(self, items: list[Item], fmt: str) -> tuple[str, Summary]:
         """The rows of a chunk written out (JSON Lines or CSV, without the header), and what they hold."""
+        return self.render_lists([i.source for i in items], [i.text for i in items],
+                                 {n: i.problem for n, i in enumerate(items) if i.problem is not None}, fmt)
+
+    def render_lists(self, sources: list[str], texts: list[str], problems: dict[int, str],
+                     fmt: str) -> tuple[str, Summary]:
+        """``render`` of a chunk given as lists: the sources, the texts, why some could not be read."""
         summary = Summary()
-        if fmt == "jsonl" and self.fast is not None and items:  # rows written straight as text
-            lines = self.fast.lines([i.text for i in items], [i.source for i in items], self.as_of)
-            texts = []
-            for line, item in zip(lines, items, strict=True):
-                if line is None:
-                    row = self.row(item)
-                    summary.add(row)
-                    texts.append(jsonl_line(row))
-                else:
-                    summary.count(line.eligible, line.primary, line.categories, line.warned)
-                    texts.append(line.text)
-            return "".join(texts), summary
+        if fmt == "jsonl" and self.fast is not None and texts:  # rows written straight as text
+            lines = self.fast.lines(texts, sources, self.as_of)
+            for households, eligible, primary, categories in lines.groups:
+                summary.count(eligible, primary, categories, False, households)
+            summary.warned += lines.warned
+            written = lines.texts
+            for at in [at for at, text in enumerate(written) if text is None]:
+                row = self.row(Item(sources[at], texts[at], 0, problems.get(at)))
+                summary.add(row)
+                written[at] = jsonl_line(row)
+            return "".join(written), summary  # type: ignore[arg-type]
+        items = [Item(source, text, 0, problems.get(n)) for n, (source, text) in enumerate(zip(sources, texts,
+                                                                                              strict=True))]
         rows = self.rows(items)
         for row in rows:
             summary.add(row)
@@ -317,12 +352,12 @@ def _chunk(sources: list[str], texts: list[str], problems: dict[int, str], size:
 def _render(sources: list[str], texts: list[str], problems: dict[int, str], size: int,
             fmt: str) -> tuple[str, Summary, int]:
     assert _worker is not None
-    return (*_worker.render(_items(sources, texts, problems), fmt), size)
+    return (*_worker.render_lists(sources, texts, problems, fmt), size)
 
 
 def _render_block(path: Path, offset: int, length: int, before: int, fmt: str) -> tuple[str, Summary, int]:
     assert _worker is not None
-    return (*_worker.render(_block_items(path, offset, length, before), fmt), length)
+    return (*_worker.render_lists(*block_lines(_read_block(path, offset, length), before), fmt), length)
 
 
 def chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
@@ -389,6 +424,11 @@ def render_all(policy: CheckedPolicy, items: Iterable[Item], fmt: str, as_of: da
     if fmt not in ("jsonl", "csv"):
         raise UsageError(f"many households are written as jsonl or csv, not {fmt}")
     worker = Worker(policy, as_of, compiled)
+    if jobs <= 1 and isinstance(items, JsonlFile):  # a block of lines at a time, as the processes of --jobs do
+        with collecting_less():
+            for _, data, before in items.block_data():
+                yield (*worker.render_lists(*block_lines(data, before), fmt), len(data))
+        return
     if jobs <= 1:
         with collecting_less():
             for chunk in chunks(items, CHUNK):

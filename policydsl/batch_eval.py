@@ -18,12 +18,13 @@ property-based test requires both paths to give identical rows; member names are
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from fractions import Fraction
 from math import lcm
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -103,14 +104,15 @@ def _warnings_text(warnings: list[str]) -> str:
 _BOOL = {True: "true", False: "false", None: "null"}
 
 
-class Line(NamedTuple):
-    """A row written as a line of JSON Lines, with what a batch's summary counts."""
+@dataclass
+class Lines:
+    """A chunk's rows written as lines of JSON Lines (None where the reference must answer), with what a
+    batch's summary counts of them: (households, eligible, primary category, categories) per group of
+    households whose rows agree on those, and how many carry warnings."""
 
-    text: str
-    eligible: bool | None
-    primary: str | None
-    categories: list[str]
-    warned: bool
+    texts: list[str | None]
+    groups: list[tuple[int, bool | None, str | None, list[str]]] = field(default_factory=list)
+    warned: int = 0
 
 
 @dataclass
@@ -557,6 +559,7 @@ class BatchEvaluator:
             nums = np.array([int(Fraction(v.value) * den) for v in p.values], dtype=object)
             self.params.append((p.name, np.array([v.start.toordinal() for v in p.values]), nums, den))
         self.warnings: dict[int, list[str]] = {}
+        self._middles: dict[Any, tuple[str, str, bool | None, str | None, list[str]]] = {}  # see _middle
 
     def _params(self, day: np.ndarray, trouble: np.ndarray) -> dict[str, Num]:
         out = {}
@@ -582,13 +585,16 @@ class BatchEvaluator:
 
     def rows(self, texts: list[str], sources: list[str], as_of: date | None) -> list[dict[str, Any] | None]:
         """One result row per text (as ``batch.Worker.row`` writes it), or None where the reference must answer."""
-        return self._answer(texts, sources, as_of, as_text=False)
+        return self._answer(texts, sources, as_of)
 
-    def lines(self, texts: list[str], sources: list[str], as_of: date | None) -> list[Line | None]:
-        """Like ``rows``, each row already written as a line of JSON Lines."""
-        return self._answer(texts, sources, as_of, as_text=True)
+    def lines(self, texts: list[str], sources: list[str], as_of: date | None) -> Lines:
+        """Like ``rows``, each row already written as a line of JSON Lines, and counted for the summary."""
+        lines = Lines([None] * len(texts))
+        self._answer(texts, sources, as_of, lines)
+        return lines
 
-    def _answer(self, texts: list[str], sources: list[str], as_of: date | None, as_text: bool) -> list[Any]:
+    def _answer(self, texts: list[str], sources: list[str], as_of: date | None,
+                lines: Lines | None = None) -> list[Any]:
         out: list[Any] = [None] * len(texts)
         cols = self.reader.read(texts)
         if not len(cols):
@@ -597,12 +603,17 @@ class BatchEvaluator:
         day = np.full(len(cols), as_of.toordinal()) if as_of is not None else \
             np.where(cols.as_of != 0, cols.as_of, today)
         first = self._decide(cols, day, track=False)
-        self._write(first, sources, out, first.decided & ~first.trouble, as_text)
         again = np.flatnonzero(~first.decided & ~first.trouble)
+        second = None
         if len(again):  # missing facts: once more, tracking which facts each open question needs
-            sub = cols.take(again)
-            second = self._decide(sub, day[again], track=True)
-            self._write(second, sources, out, ~second.trouble, as_text)
+            second = self._decide(cols.take(again), day[again], track=True)
+        for d, which in ((first, first.decided & ~first.trouble), (second, None)):
+            if d is not None:
+                which = ~d.trouble if which is None else which
+                if lines is None:
+                    self._write(d, sources, out, which)
+                else:
+                    self._write_lines(d, sources, lines, which)
         return out
 
     def _decide(self, cols: Columns, day: np.ndarray, track: bool) -> Decided:
@@ -645,89 +656,140 @@ class BatchEvaluator:
         reports = [self._values(name, fn(k), size) for name, fn in self.reports]
         return Decided(cols, day, k, results, eligible, status, reports, decided, k.trouble)
 
-    def _write(self, d: Decided, sources: list[str], out: list[Any], which: np.ndarray, as_text: bool) -> None:
-        """The rows of the households ``which`` of a decided chunk, into their places in ``out``: as dicts
-        (what ``batch.Worker.row`` returns), or ``as_text``, as ``Line``s written straight from pieces of
-        JSON (the same bytes as encoding the dicts, without making them)."""
+    def _shared(self, d: Decided) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+        """Rule ids in row order, which hold and which stay open (household × rule), and in force."""
         pol = self.policy
         size = len(d.cols)
-        categories = [r.id for r in pol.categories]
-        measures = [r.id for r in pol.measures]
-        status_ids = [r.id for r in pol.statuses]
-        ordered = [*categories, *measures, *status_ids]
+        ordered = [r.id for r in (*pol.categories, *pol.measures, *pol.statuses)]
         held = np.stack([d.results[i].values & d.results[i].known for i in ordered], axis=1) if ordered \
             else np.zeros((size, 0), dtype=bool)
         open_ = np.stack([~d.results[i].known for i in ordered], axis=1) if ordered \
             else np.zeros((size, 0), dtype=bool)
         in_force = np.ones(size, dtype=bool) if self.in_force is None else \
             (d.day >= self.in_force[0]) & (d.day <= self.in_force[1])
-        iso: dict[int, str] = {}
-        lists: dict[int, tuple[list[str], list[str], str, str]] = {}
+        return ordered, held, open_, in_force
+
+    def _open(self, d: Decided, ordered: list[str], open_: np.ndarray, i: int) -> tuple[list[str], list[str]]:
+        """The rules a household's missing facts leave open, and those facts (tracking pass only)."""
+        if not d.k.track or not open_[i].any():
+            return [], []
+        undetermined = [ordered[j] for j in np.flatnonzero(open_[i]).tolist()]
+        bits = 0
+        for name in undetermined:
+            bits |= int(d.results[name].paths[i]) if isinstance(d.results[name].paths, np.ndarray) else 0
+        return undetermined, sorted(d.k.paths_of(bits))
+
+    def _warnings(self, d: Decided, day: int, i: int) -> list[str]:
+        warnings = self._stale(day)
+        return [*d.cols.warnings[i], *warnings] if d.cols.warnings[i] else warnings
+
+    def _write(self, d: Decided, sources: list[str], out: list[Any], which: np.ndarray) -> None:
+        """The rows of the households ``which`` of a decided chunk, as the dicts ``batch.Worker.row``
+        returns, into their places in ``out``."""
+        pol = self.policy
+        ordered, held, open_, in_force = self._shared(d)
+        categories = [r.id for r in pol.categories]
+        measures = [r.id for r in pol.measures]
+        status_ids = [r.id for r in pol.statuses]
         ncat = len(categories)
-        # per household, as Python values (indexing numpy arrays one item at a time is slow)
-        held_keys = (held.astype(object) * [1 << j for j in range(len(ordered))]).sum(axis=1).tolist() \
-            if ordered else [0] * size
         days, status_list, in_force_list = d.day.tolist(), d.status.tolist(), in_force.tolist()
-        head = _text(self.head)
-        names = [name for name, _ in d.reports]
-        statuses = [_text(x) for x in status_ids]
-        columns = [text for _, text in d.reports]
-        if not as_text or not columns:
-            values_text = ["{}"] * size
-        else:  # one format for a household with every value known; the others one by one
-            template = "{" + ",".join(f'"{name}":"%s"' for name in names) + "}"
-            values_text = [template % row if None not in row else "{" + ",".join(
-                f'"{name}":"{v}"' for name, v in zip(names, row, strict=True) if v is not None) + "}"
-                for row in zip(*columns, strict=True)]
-        eligible_known = d.eligible.known.tolist()
-        eligible_values = d.eligible.values.tolist()
+        eligible_known, eligible_values = d.eligible.known.tolist(), d.eligible.values.tolist()
         for i in np.flatnonzero(which).tolist():
             day = days[i]
-            if day not in iso:
-                iso[day] = date.fromordinal(day).isoformat()
-            key = held_keys[i]
-            if key not in lists:
-                cats = [c for c, h in zip(categories, held[i], strict=False) if h]
-                meas = [m for m, h in zip(measures, held[i, ncat:], strict=False) if h]
-                lists[key] = (cats, meas, f'"categories":{_text(cats)},"primary_category":'
-                                          f'{_text(cats[0] if cats else None)},"undetermined":', _text(meas))
-            cats, meas, cats_text, meas_text = lists[key]
-            eligible = eligible_values[i] if eligible_known[i] else None
-            undetermined: list[str] = []
-            missing: list[str] = []
-            if d.k.track and open_[i].any():
-                undetermined = [ordered[j] for j in np.flatnonzero(open_[i]).tolist()]
-                bits = 0
-                for name in undetermined:
-                    bits |= int(d.results[name].paths[i]) if isinstance(d.results[name].paths, np.ndarray) else 0
-                missing = sorted(d.k.paths_of(bits))
+            cats = [c for c, h in zip(categories, held[i], strict=False) if h]
+            undetermined, missing = self._open(d, ordered, open_, i)
             status = status_list[i]
-            values = [(name, text[i]) for name, text in d.reports if text[i] is not None] if not as_text else []
-            warnings = self._stale(day)
-            if d.cols.warnings[i]:
-                warnings = [*d.cols.warnings[i], *warnings]
-            source, ident = sources[d.cols.rows[i]], d.cols.ids[i]
-            if as_text:  # the keys in the order of batch.Worker.row; names and amounts need no escaping
-                out[d.cols.rows[i]] = Line(
-                    f'{{"source":{_source_text(source)},{_id_text(ident)}"policy":{head},"as_of":"{iso[day]}",'
-                    f'"in_force":{_BOOL[in_force_list[i]]},"eligible":{_BOOL[eligible]},{cats_text}'
-                    f'{_text(undetermined) if undetermined else "[]"},"measures":{meas_text},'
-                    f'"status":{statuses[status] if status >= 0 else "null"},'
-                    f'"missing":{_text(missing) if missing else "[]"},"values":{values_text[i]}'
-                    f'{_warnings_text(warnings)}}}\n',
-                    eligible, cats[0] if cats else None, cats, bool(warnings))
-                continue
-            row: dict[str, Any] = {"source": source}
-            if ident is not None:
-                row["id"] = ident
+            row: dict[str, Any] = {"source": sources[d.cols.rows[i]]}
+            if d.cols.ids[i] is not None:
+                row["id"] = d.cols.ids[i]
             row.update({
-                "policy": self.head, "as_of": iso[day], "in_force": in_force_list[i], "eligible": eligible,
-                "categories": list(cats), "primary_category": cats[0] if cats else None,
-                "undetermined": undetermined, "measures": list(meas),
-                "status": status_ids[status] if status >= 0 else None, "missing": missing, "values": dict(values)})
+                "policy": self.head, "as_of": date.fromordinal(day).isoformat(), "in_force": in_force_list[i],
+                "eligible": eligible_values[i] if eligible_known[i] else None,
+                "categories": cats, "primary_category": cats[0] if cats else None,
+                "undetermined": undetermined,
+                "measures": [m for m, h in zip(measures, held[i, ncat:], strict=False) if h],
+                "status": status_ids[status] if status >= 0 else None, "missing": missing,
+                "values": {name: text[i] for name, text in d.reports if text[i] is not None}})
+            warnings = self._warnings(d, day, i)
             if warnings:
                 row["warnings"] = list(warnings)
             out[d.cols.rows[i]] = row
+
+    def _write_lines(self, d: Decided, sources: list[str], lines: Lines, which: np.ndarray) -> None:
+        """Like ``_write``, each row written straight from pieces of JSON (the same bytes as encoding the
+        dict, without making it). Households whose rows agree from "in_force" to "status" (as most do:
+        the same categories, measures and status) share that piece, written once."""
+        pol = self.policy
+        pick = np.flatnonzero(which)
+        if not len(pick):
+            return
+        ordered, held, open_, in_force = self._shared(d)
+        eligible = np.where(d.eligible.known, d.eligible.values.astype(np.int64), 2)
+        shared = np.column_stack([in_force, eligible, d.status + 1, held])[pick]
+        # one number per household for what its row shares with others, where the bits fit in int64
+        widths = [1, 2, max(1, len(pol.statuses).bit_length()), *([1] * held.shape[1])]
+        if sum(widths) <= 62:
+            shifts = np.cumsum([0, *widths[:-1]])
+            keys = (shared << shifts).sum(axis=1).tolist()
+        else:
+            keys = [tuple(row) for row in shared.tolist()]
+        middles = self._middles
+        if len(middles) > 100_000:
+            middles.clear()
+        for key, at in {key: at for at, key in enumerate(keys) if key not in middles}.items():
+            middles[key] = self._middle(shared[at].tolist())
+        for key, size in Counter(keys).items():
+            lines.groups.append((size, *middles[key][2:]))
+        days = d.day[pick].tolist()
+        heads = {day: f'"policy":{_text(self.head)},"as_of":"{date.fromordinal(day).isoformat()}'
+                 for day in set(days)}
+        stale = {day: self._stale(day) for day in heads}
+        spaced = d.cols.warnings
+        warnings = [[*spaced[i], *stale[day]] if spaced[i] else stale[day] for i, day in zip(pick.tolist(), days,
+                                                                                               strict=True)]
+        lines.warned += sum(map(bool, warnings))
+        if d.k.track:
+            opened = [self._open(d, ordered, open_, i) for i in pick.tolist()]
+            undetermined = [_text(u) if u else "[]" for u, _ in opened]
+            missing = [_text(m) if m else "[]" for _, m in opened]
+        else:
+            undetermined = missing = ["[]"] * len(pick)
+        values = self._values_text(d, pick)
+        rows = [d.cols.rows[i] for i in pick.tolist()]
+        ids = d.cols.ids
+        texts = lines.texts
+        for row, i, day, key, u, m, v, w in zip(rows, pick.tolist(), days, keys, undetermined, missing, values,
+                                                warnings, strict=True):
+            shared_ = middles[key]
+            texts[row] = (f'{{"source":{_source_text(sources[row])},{_id_text(ids[i])}{heads[day]}{shared_[0]}{u}'
+                          f'{shared_[1]}{m},"values":{v}{_warnings_text(w)}}}\n')
+
+    def _middle(self, shared: list[int]) -> tuple[str, str, bool | None, str | None, list[str]]:
+        """The pieces of a row from "in_force" to "undetermined" and from "measures" to "missing", for
+        ``shared`` = (in force, eligible 0/1/2 for unknown, status + 1, each rule held), and what the
+        summary counts of it: eligible, primary category, categories."""
+        pol = self.policy
+        in_force, eligible, status, *holds = shared
+        ncat, nmeas = len(pol.categories), len(pol.measures)
+        cats = [r.id for r, h in zip(pol.categories, holds, strict=False) if h]
+        meas = [r.id for r, h in zip(pol.measures, holds[ncat:ncat + nmeas], strict=False) if h]
+        answer = (False, True, None)[eligible]
+        return (f'","in_force":{_BOOL[bool(in_force)]},"eligible":{_BOOL[answer]},"categories":{_text(cats)},'
+                f'"primary_category":{_text(cats[0] if cats else None)},"undetermined":',
+                f',"measures":{_text(meas)},"status":{_text(pol.statuses[status - 1].id) if status else "null"},'
+                '"missing":', answer, cats[0] if cats else None, cats)
+
+    def _values_text(self, d: Decided, pick: np.ndarray) -> list[str]:
+        """The "values" object of each household ``pick``, as JSON text (amounts need no escaping)."""
+        names = [_text(name) for name, _ in d.reports]
+        if not names:
+            return ["{}"] * len(pick)
+        columns = [[text[i] for i in pick.tolist()] for _, text in d.reports] if len(pick) < len(d.cols) \
+            else [text for _, text in d.reports]
+        template = "{" + ",".join(f'{name}:"%s"' for name in names) + "}"  # names are identifiers: no % in them
+        return [template % row if None not in row else "{" + ",".join(
+            f'{name}:"{v}"' for name, v in zip(names, row, strict=True) if v is not None) + "}"
+            for row in zip(*columns, strict=True)]
 
     def _values(self, name: str, v: Num, size: int) -> tuple[str, list[str | None]]:
         """A reported value per household, written as the reference writes it (None where unknown):
@@ -765,4 +827,4 @@ def not_compiled(policy: CheckedPolicy) -> str | None:
     return None
 
 
-__all__ = ["BatchEvaluator", "Line", "compile_batch", "not_compiled"]
+__all__ = ["BatchEvaluator", "Lines", "compile_batch", "not_compiled"]

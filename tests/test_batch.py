@@ -182,3 +182,26 @@ def test_a_csv_row_names_every_problem_of_a_household(tmp_path):
     (row,) = list(csv.DictReader(io.StringIO(run("eval", str(path), "--format", "csv").stdout)))
     assert row["error"] == ('members: must be at least 1, got 0 | '
                             'savings: expected an amount in 元, got the text "12,000"')
+
+
+_LINE_PIECES = [b'{"members": 2}', b"", b" ", b"\t", b"\r", b"\x0b", b"\x0c", b"\x1c", "\u3000".encode(), b"\xff",
+                "\ufeff".encode(), b"{not json", "安居区".encode(), b"\r\r"]
+
+
+@pytest.mark.parametrize("before", [0, 7])
+def test_a_block_read_at_once_gives_what_reading_line_by_line_gives(before):
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from policydsl.batch import block_lines, items_from_lines
+
+    @settings(max_examples=300, deadline=None, database=None)
+    @given(st.lists(st.lists(st.sampled_from(_LINE_PIECES), max_size=3).map(b"".join), max_size=6))
+    def check(lines):
+        data = b"".join(line + b"\n" for line in lines)
+        items = list(items_from_lines(io.BytesIO(data), before=before))
+        expected = ([i.source for i in items], [i.text for i in items],
+                    {n: i.problem for n, i in enumerate(items) if i.problem is not None})
+        assert block_lines(data, before) == expected
+
+    check()

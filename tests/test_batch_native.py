@@ -21,8 +21,15 @@ from hypothesis import strategies as st
 
 from policydsl import load_policy
 from policydsl.batch_read import ColumnReader, Columns, _fastread
-from tests.test_batch_compiled import BROAD, GENERIC, POLICY, POLICY_2020, broad_households, chunks, \
-    generic_households
+from tests.test_batch_compiled import (
+    BROAD,
+    GENERIC,
+    POLICY,
+    POLICY_2020,
+    broad_households,
+    chunks,
+    generic_households,
+)
 from tests.test_properties import mutated_households
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,7 +125,7 @@ def test_dates_numbers_and_record_texts_are_read_alike(tmp_path_factory, texts):
 
 
 def test_plain_households_are_read_natively():
-    texts = SHAPES + [json.dumps({**json.loads(BASE_TEXT), "id": "h-1"}), '{"id": 510904199001011234}', "{}"]
+    texts = [*SHAPES, json.dumps({**json.loads(BASE_TEXT), "id": "h-1"}), '{"id": 510904199001011234}', "{}"]
     assert compare(POLICY, texts).all()
 
 
