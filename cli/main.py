@@ -237,9 +237,11 @@ def _run_batch(policy: Any, items: Any, day: date | None, fmt: str, output: str 
         Evaluator(policy).parameter_values(day)
     if compiled:
         from policydsl.batch_eval import not_compiled
-        reason = not_compiled(policy)
-        if reason:
-            click.echo(f"note: {reason}", err=True)
+        from policydsl.batch_read import without_native
+        for reason in (not_compiled(policy), without_native()):
+            if reason:
+                click.echo(f"note: {reason}", err=True)
+                break
     try:
         out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout  # noqa: SIM115
     except OSError as exc:

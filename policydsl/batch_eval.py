@@ -102,6 +102,7 @@ def _warnings_text(warnings: list[str]) -> str:
 
 
 _BOOL = {True: "true", False: "false", None: "null"}
+_CENTS = [f".{c:02d}" for c in range(100)]
 
 
 @dataclass
@@ -801,6 +802,9 @@ class BatchEvaluator:
         cents = (2 * abs(num) * 100 + den) // (2 * den)
         sign = np.where((num < 0) & (cents > 0), "-", "")
         money = self.policy.symbols[name].type.kind == "money"
+        if money and known.all() and not (num < 0).any():  # the usual case, written the quick way
+            return name, [f"{w}{_CENTS[c]}" for w, c in zip((cents // 100).tolist(), (cents % 100).tolist(),
+                                                              strict=True)]
         whole = np.zeros(size, dtype=bool) if money else (num % den == 0)
         texts: list[str | None] = [
             None if not ok else str(n_ // d_) if w else f"{s_}{c // 100}.{c % 100:02d}"

@@ -467,6 +467,16 @@ class ColumnReader:
         return out
 
 
+def without_native() -> str | None:
+    """Why batches are read without the native reader, in words, where it was not built; None otherwise
+    (also when it is turned off on purpose with POLICYDSL_NATIVE=0)."""
+    if _fastread is not None or os.environ.get("POLICYDSL_NATIVE") == "0":
+        return None
+    return ("the native batch reader was not built when policydsl was installed (no C compiler was found); "
+            "households are read by the msgspec reader instead (the same results, slower). Install a C "
+            "compiler and reinstall policydsl to build it")
+
+
 def _low(minimum: Any, scale: int) -> int | None:
     """A declared minimum (>= 0) in the integer units a column is kept in (rounded up: exact for integers)."""
     return None if minimum is None else -((-minimum * scale).__floor__())
@@ -583,4 +593,4 @@ def _take(leaf: Leaf, keep: np.ndarray, size: int) -> Leaf:
     return Leaf(leaf.kind, leaf.values[keep], leaf.known[keep], leaf.den)
 
 
-__all__ = ["SCALE", "ColumnReader", "Columns", "Leaf", "Unsupported", "parse_units"]
+__all__ = ["SCALE", "ColumnReader", "Columns", "Leaf", "Unsupported", "parse_units", "without_native"]
