@@ -23,6 +23,8 @@ enum {
 #define WHOLE_DIGITS 15 /* digits before the point (household.MAX_WHOLE_DIGITS) */
 #define ID_DIGITS 40    /* digits of a whole-number id (household.MAX_ID_DIGITS) */
 #define CACHE_TEXT 64   /* a text column remembers its last text up to this many bytes */
+#define MAX_COLUMNS 4096
+#define MAX_MONTHS 4096 /* months of one series read here; more go to the msgspec reader */
 
 typedef struct Field Field;
 
@@ -51,6 +53,11 @@ typedef struct {
 } Entries;
 
 typedef struct {
+    int64_t index, value;
+    int null;
+} Month;
+
+typedef struct {
     PyObject_HEAD
     Table top;
     int ncols;
@@ -71,9 +78,7 @@ typedef struct {
     PyObject *ids;
     char *scratch; /* decoded strings with escapes */
     Py_ssize_t scratch_cap;
-    int64_t tmp_index[4096];
-    int64_t tmp_value[4096];
-    uint8_t tmp_null[4096];
+    Month months[MAX_MONTHS]; /* the months of the series being read */
 } Out;
 
 static PyObject *EMPTY; /* "" */
@@ -419,6 +424,11 @@ static int entries_add(Entries *e, int64_t owner, int64_t index, int64_t value) 
     return 0;
 }
 
+static int by_month(const void *a, const void *b) {
+    int64_t x = ((const Month *)a)->index, y = ((const Month *)b)->index;
+    return (x > y) - (x < y);
+}
+
 /* Results of the readers below: 1 read, 0 declined, -1 a Python error (out of memory). */
 static int read_object(const Table *t, const char **pp, const char *end, Out *o, Py_ssize_t row, int items);
 
@@ -426,7 +436,8 @@ static int read_object(const Table *t, const char **pp, const char *end, Out *o,
  * minimum; kept sorted by month. */
 static int read_series(const Field *f, const char **pp, const char *end, Out *o, Py_ssize_t row) {
     const char *p = *pp + 1;
-    int count = 0;
+    int count = 0, sorted = 1;
+    if (f->col < 0) return 0;
     p = skip_ws(p, end);
     if (p < end && *p == '}') {
         p++;
@@ -440,7 +451,7 @@ static int read_series(const Field *f, const char **pp, const char *end, Out *o,
                 if (i != 4 && !DIGIT(key[i])) return 0;
             int64_t year = (key[0] - '0') * 1000 + (key[1] - '0') * 100 + (key[2] - '0') * 10 + (key[3] - '0');
             int month = (key[5] - '0') * 10 + (key[6] - '0');
-            if (month < 1 || month > 12 || count >= 4096) return 0;
+            if (month < 1 || month > 12 || count >= MAX_MONTHS) return 0;
             p = skip_ws(p, end);
             if (p >= end || *p != ':') return 0;
             p = skip_ws(p + 1, end);
@@ -452,20 +463,11 @@ static int read_series(const Field *f, const char **pp, const char *end, Out *o,
                 if (!read_units(&p, end, 2, &value)) return 0;
                 if (f->has_low && value < f->low) return 0;
             }
-            /* insert in month order; a month given twice declines */
-            int64_t index = year * 12 + month - 1;
-            int at = count;
-            while (at > 0 && o->tmp_index[at - 1] > index) {
-                o->tmp_index[at] = o->tmp_index[at - 1];
-                o->tmp_value[at] = o->tmp_value[at - 1];
-                o->tmp_null[at] = o->tmp_null[at - 1];
-                at--;
-            }
-            if (at > 0 && o->tmp_index[at - 1] == index) return 0;
-            o->tmp_index[at] = index;
-            o->tmp_value[at] = value;
-            o->tmp_null[at] = null;
-            count++;
+            Month *m = &o->months[count++];
+            m->index = year * 12 + month - 1;
+            m->value = value;
+            m->null = null;
+            sorted = sorted && (count == 1 || m[-1].index < m->index);
             p = skip_ws(p, end);
             if (p < end && *p == ',') {
                 p = skip_ws(p + 1, end);
@@ -478,9 +480,14 @@ static int read_series(const Field *f, const char **pp, const char *end, Out *o,
             return 0;
         }
     }
+    if (!sorted) { /* in month order; a month given twice declines */
+        qsort(o->months, count, sizeof(Month), by_month);
+        for (int k = 1; k < count; k++)
+            if (o->months[k].index == o->months[k - 1].index) return 0;
+    }
     Entries *e = &o->series[f->col];
     for (int k = 0; k < count; k++)
-        if (!o->tmp_null[k] && entries_add(e, row, o->tmp_index[k], o->tmp_value[k]) < 0) {
+        if (!o->months[k].null && entries_add(e, row, o->months[k].index, o->months[k].value) < 0) {
             PyErr_NoMemory();
             return -1;
         }
@@ -696,11 +703,24 @@ static void Reader_dealloc(Reader *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-static int note_columns(const Table *t, int *kinds) {
+/* Each field's column, checked: one kind per column, and a column for every field that keeps one
+ * (list items keep none). -1 with a ValueError otherwise. */
+static int note_columns(const Table *t, int *kinds, int items) {
     for (int i = 0; i < t->n; i++) {
         const Field *f = &t->fields[i];
-        if (f->col >= 0) kinds[f->col] = f->kind;
-        note_columns(&f->sub, kinds);
+        int kept = f->kind != K_RECORD && f->kind != K_ASOF && f->kind != K_ID;
+        if (!items && kept && f->col < 0) {
+            PyErr_Format(PyExc_ValueError, "spec: field %s has no column", f->name);
+            return -1;
+        }
+        if (!items && f->col >= 0) {
+            if (!kept || (kinds[f->col] != 0 && kinds[f->col] != f->kind)) {
+                PyErr_Format(PyExc_ValueError, "spec: column %d given to fields of two kinds", f->col);
+                return -1;
+            }
+            kinds[f->col] = f->kind;
+        }
+        if (note_columns(&f->sub, kinds, items || f->kind == K_LIST) < 0) return -1;
     }
     return 0;
 }
@@ -710,7 +730,7 @@ static int Reader_init(Reader *self, PyObject *args, PyObject *kwds) {
     int ncols;
     static char *kwlist[] = {"spec", "columns", NULL};
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "Oi", kwlist, &spec, &ncols)) return -1;
-    if (ncols < 0 || ncols > 4096) {
+    if (ncols < 0 || ncols > MAX_COLUMNS) {
         PyErr_SetString(PyExc_ValueError, "columns out of range");
         return -1;
     }
@@ -723,8 +743,7 @@ static int Reader_init(Reader *self, PyObject *args, PyObject *kwds) {
         return -1;
     }
     if (table_init(&self->top, spec, 0, ncols) < 0) return -1;
-    note_columns(&self->top, self->col_kind);
-    return 0;
+    return note_columns(&self->top, self->col_kind, 0);
 }
 
 static PyObject *as_bytes(const void *data, Py_ssize_t size) {
@@ -858,9 +877,13 @@ static PyObject *Reader_read(Reader *self, PyObject *texts) {
         PyObject *s = Py_None;
         if (self->col_kind[c] == K_SERIES) {
             Entries *e = &o->series[c];
-            s = Py_BuildValue("(NNN)", as_bytes(e->owner, e->size * sizeof(int64_t)),
-                              as_bytes(e->index, e->size * sizeof(int64_t)),
-                              as_bytes(e->value, e->size * sizeof(int64_t)));
+            PyObject *owner = as_bytes(e->owner, e->size * sizeof(int64_t)),
+                     *index = as_bytes(e->index, e->size * sizeof(int64_t)),
+                     *value = as_bytes(e->value, e->size * sizeof(int64_t));
+            s = owner && index && value ? PyTuple_Pack(3, owner, index, value) : NULL;
+            Py_XDECREF(owner);
+            Py_XDECREF(index);
+            Py_XDECREF(value);
         } else {
             Py_INCREF(s);
         }
@@ -876,8 +899,16 @@ static PyObject *Reader_read(Reader *self, PyObject *texts) {
         PyList_SET_ITEM(objects, c, obj);
         PyList_SET_ITEM(series, c, s);
     }
-    result = Py_BuildValue("(NNONNNN)", as_bytes(ok, n), as_bytes(o->as_of, n * sizeof(int64_t)), o->ids, values,
-                           known, objects, series);
+    PyObject *ok_bytes = as_bytes(ok, n), *as_of = as_bytes(o->as_of, n * sizeof(int64_t));
+    if (ok_bytes != NULL && as_of != NULL)
+        result = PyTuple_Pack(7, ok_bytes, as_of, o->ids, values, known, objects, series);
+    Py_XDECREF(ok_bytes);
+    Py_XDECREF(as_of);
+    if (result == NULL) goto fail;
+    Py_DECREF(values);
+    Py_DECREF(known);
+    Py_DECREF(objects);
+    Py_DECREF(series);
     goto done;
 fail:
     Py_XDECREF(values);
@@ -930,5 +961,8 @@ PyMODINIT_FUNC PyInit__fastread(void) {
                                   "RECORD", "AS_OF", "ID"};
     for (int k = 0; k < 12; k++)
         if (PyModule_AddIntConstant(m, names[k], k + 1) < 0) return NULL;
+    if (PyModule_AddIntConstant(m, "MAX_FIELDS", MAX_FIELDS) < 0 ||
+        PyModule_AddIntConstant(m, "MAX_COLUMNS", MAX_COLUMNS) < 0)
+        return NULL;
     return m;
 }

@@ -20,7 +20,7 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
@@ -87,7 +87,7 @@ def items_from_lines(stream: IO[bytes], head: Iterable[bytes] = (), before: int 
             try:
                 text, problem = raw.decode("utf-8-sig" if number == 1 else "utf-8"), None
             except UnicodeDecodeError:
-                text, problem = "", "is not UTF-8 text; save the file as UTF-8"
+                text, problem = "", NOT_UTF8
             yield Item(f"line {number}", text.rstrip("\r\n"), len(raw), problem)
         block = stream.readlines(1 << 20)  # about a megabyte of lines at a time: far quicker than line by line
         if not block:
@@ -126,26 +126,32 @@ class JsonlFile:
                 lines += data.count(b"\n")
 
 
-_BLANK = " \t\n\r\x0b\x0c"  # what bytes.isspace() calls space: a line of only these is skipped
+_BLANK = b" \t\n\r\x0b\x0c"  # what bytes.isspace() calls space: a line of only these is skipped
+NOT_UTF8 = "is not UTF-8 text; save the file as UTF-8"
 
 
-def block_lines(data: bytes, before: int) -> tuple[list[str], list[str], dict[int, str]]:
-    """The households of a block of whole lines as (sources, texts, problems by position): what
-    ``items_from_lines`` gives, read at once where the block is UTF-8 (as it nearly always is)."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        items = list(items_from_lines(io.BytesIO(data), before=before))
-        return [i.source for i in items], [i.text for i in items], \
-            {n: i.problem for n, i in enumerate(items) if i.problem is not None}
-    lines = text.split("\n")
-    if lines[-1] == "":
+def block_lines(data: bytes, before: int) -> tuple[list[str], list[bytes], dict[int, str]]:
+    """The households of a block of whole lines as (sources, texts, problems by position), as
+    ``items_from_lines`` gives them but with each text still in bytes: the compiled path reads UTF-8
+    bytes as they are, and only a household it hands to the reference is decoded (``as_text``)."""
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
         lines.pop()  # the block ends with a newline
     numbered = [(number, line) for number, line in enumerate(lines, before + 1) if line.strip(_BLANK)]
-    texts = [line.rstrip("\r\n") for _, line in numbered]
+    texts = [line.rstrip(b"\r\n") for _, line in numbered]
     if before == 0 and numbered and numbered[0][0] == 1:
-        texts[0] = texts[0].removeprefix("\ufeff")  # as decoding the first line with utf-8-sig
+        texts[0] = texts[0].removeprefix(b"\xef\xbb\xbf")  # as decoding the first line with utf-8-sig
     return [f"line {number}" for number, _ in numbered], texts, {}
+
+
+def as_text(text: str | bytes, problem: str | None) -> tuple[str, str | None]:
+    """A household's text as str, and why it could not be read (not UTF-8) if so."""
+    if isinstance(text, str):
+        return text, problem
+    try:
+        return text.decode("utf-8"), problem
+    except UnicodeDecodeError:
+        return "", NOT_UTF8
 
 
 def _read_block(path: Path, offset: int, length: int) -> bytes:
@@ -278,9 +284,10 @@ class Worker:
         return self.render_lists([i.source for i in items], [i.text for i in items],
                                  {n: i.problem for n, i in enumerate(items) if i.problem is not None}, fmt)
 
-    def render_lists(self, sources: list[str], texts: list[str], problems: dict[int, str],
+    def render_lists(self, sources: list[str], texts: Sequence[str | bytes], problems: dict[int, str],
                      fmt: str) -> tuple[str, Summary]:
-        """``render`` of a chunk given as lists: the sources, the texts, why some could not be read."""
+        """``render`` of a chunk given as lists: the sources, the texts (str, or UTF-8 bytes as
+        ``block_lines`` gives them), why some could not be read."""
         summary = Summary()
         if fmt == "jsonl" and self.fast is not None and texts:  # rows written straight as text
             lines = self.fast.lines(texts, sources, self.as_of)
@@ -289,12 +296,15 @@ class Worker:
             summary.warned += lines.warned
             written = lines.texts
             for at in [at for at, text in enumerate(written) if text is None]:
-                row = self.row(Item(sources[at], texts[at], 0, problems.get(at)))
+                text, problem = as_text(texts[at], problems.get(at))
+                row = self.row(Item(sources[at], text, 0, problem))
                 summary.add(row)
                 written[at] = jsonl_line(row)
             return "".join(written), summary  # type: ignore[arg-type]
-        items = [Item(source, text, 0, problems.get(n)) for n, (source, text) in enumerate(zip(sources, texts,
-                                                                                              strict=True))]
+        items = []
+        for n, (source, raw) in enumerate(zip(sources, texts, strict=True)):
+            text, problem = as_text(raw, problems.get(n))
+            items.append(Item(source, text, 0, problem))
         rows = self.rows(items)
         for row in rows:
             summary.add(row)

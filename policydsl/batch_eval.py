@@ -19,7 +19,7 @@ property-based test requires both paths to give identical rows; member names are
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from fractions import Fraction
@@ -588,13 +588,13 @@ class BatchEvaluator:
         """One result row per text (as ``batch.Worker.row`` writes it), or None where the reference must answer."""
         return self._answer(texts, sources, as_of)
 
-    def lines(self, texts: list[str], sources: list[str], as_of: date | None) -> Lines:
+    def lines(self, texts: Sequence[str | bytes], sources: list[str], as_of: date | None) -> Lines:
         """Like ``rows``, each row already written as a line of JSON Lines, and counted for the summary."""
         lines = Lines([None] * len(texts))
         self._answer(texts, sources, as_of, lines)
         return lines
 
-    def _answer(self, texts: list[str], sources: list[str], as_of: date | None,
+    def _answer(self, texts: Sequence[str | bytes], sources: list[str], as_of: date | None,
                 lines: Lines | None = None) -> list[Any]:
         out: list[Any] = [None] * len(texts)
         cols = self.reader.read(texts)

@@ -147,6 +147,8 @@ class ColumnReader:
         if kind in ("boolean", "text", "date"):
             return _optional({"boolean": bool, "text": str, "date": str}[kind])
         if kind == "set":
+            if len(self.policy.enums[te.of or ""].members) > 62:
+                raise Unsupported(f"{path}: a set of an enum of more than 62 members")  # bits of an int64
             return _optional(list[self._enum(te.of)])  # type: ignore[misc]
         if kind == "list":
             return _optional(list[self._record(te.of or "", path, in_list=True)])  # type: ignore[misc]
@@ -203,25 +205,26 @@ class ColumnReader:
             inner = [spec(f.name, f.type, f"{path}.{f.name}", in_list or kind == "list") for f in fields]
             return (name, _fastread.LIST if kind == "list" else _fastread.RECORD, col, 0, None, None, None, inner)
 
-        declared = {d.name: d for d in self.policy.policy.inputs}
-        if "as_of" in declared and declared["as_of"].type.kind != "date":
-            return None  # as_of is then a fact of another kind that must also read as a date: left to msgspec
+        if "as_of" in {d.name for d in self.policy.policy.inputs}:
+            return None  # the checker refuses such an input; were it allowed, msgspec would read it
         try:
             top = [spec(d.name, d.type, d.name, False) for d in self.policy.policy.inputs]
         except Unsupported:
             return None
-        if "as_of" not in declared:
-            top.append(("as_of", _fastread.AS_OF, -1, 0, None, None, None, None))
+        top.append(("as_of", _fastread.AS_OF, -1, 0, None, None, None, None))
         if self.has_id:
             top.append(("id", _fastread.ID, -1, 0, None, None, None, None))
+        if len(self.plan) > _fastread.MAX_COLUMNS or _widest(top) > _fastread.MAX_FIELDS:
+            return None  # more than any real policy has: msgspec reads them
         return _fastread.Reader(top, len(self.plan))
 
     # ------------------------------------------------------------ reading
 
-    def read(self, texts: list[str]) -> Columns:
-        """The households among ``texts`` that the reference would accept as they are, in columns."""
+    def read(self, texts: Sequence[str | bytes]) -> Columns:
+        """The households among ``texts`` (str, or UTF-8 bytes) that the reference would accept as they
+        are, in columns."""
         if self.native is None:
-            return self._read(texts)
+            return self._read_texts(texts, range(len(texts)))
         size = len(texts)
         ok_bytes, as_of, ids, values, known, objects, series = self.native.read(texts)
         leaves: dict[str, Leaf] = {}
@@ -248,10 +251,25 @@ class ColumnReader:
         read = Columns(list(range(size)), leaves, day, ids, warnings)
         if ok.all():
             return read
-        declined = np.flatnonzero(~ok)
-        rest = self._read([texts[i] for i in declined])
-        rest.rows = [int(declined[r]) for r in rest.rows]
-        return _merge(read.take(np.flatnonzero(ok)), rest)
+        return _merge(read.take(np.flatnonzero(ok)), self._read_texts(texts, np.flatnonzero(~ok).tolist()))
+
+    def _read_texts(self, texts: Sequence[str | bytes], which: Sequence[int]) -> Columns:
+        """The msgspec tier on the texts at positions ``which``, as str: bytes that are not UTF-8 are
+        left to the reference reader, which says so."""
+        chosen: list[int] = []
+        strings: list[str] = []
+        for i in which:
+            text = texts[i]
+            if isinstance(text, bytes):
+                try:
+                    text = text.decode("utf-8")
+                except UnicodeDecodeError:
+                    continue
+            chosen.append(i)
+            strings.append(text)
+        rest = self._read(strings)
+        rest.rows = [chosen[r] for r in rest.rows]
+        return rest
 
     @staticmethod
     def _spaced(path: str, texts: list[Any]) -> list[tuple[int, str]]:
@@ -270,7 +288,7 @@ class ColumnReader:
         for i, text in enumerate(texts):
             try:
                 decoded.append(decode(text))
-            except (msgspec.DecodeError, msgspec.ValidationError):
+            except (msgspec.DecodeError, msgspec.ValidationError, UnicodeEncodeError):  # the last: half a character
                 continue
             rows.append(i)
         size = len(decoded)
@@ -465,6 +483,11 @@ class ColumnReader:
                 else:
                     out[i] = day
         return out
+
+
+def _widest(fields: list[tuple[Any, ...]]) -> int:
+    """The most fields of one object (the household, a record, a list item) in a native reader spec."""
+    return max([len(fields), *(_widest(f[7]) for f in fields if f[7] is not None)])
 
 
 def without_native() -> str | None:

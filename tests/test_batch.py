@@ -193,7 +193,7 @@ def test_a_block_read_at_once_gives_what_reading_line_by_line_gives(before):
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from policydsl.batch import block_lines, items_from_lines
+    from policydsl.batch import as_text, block_lines, items_from_lines
 
     @settings(max_examples=300, deadline=None, database=None)
     @given(st.lists(st.lists(st.sampled_from(_LINE_PIECES), max_size=3).map(b"".join), max_size=6))
@@ -202,6 +202,8 @@ def test_a_block_read_at_once_gives_what_reading_line_by_line_gives(before):
         items = list(items_from_lines(io.BytesIO(data), before=before))
         expected = ([i.source for i in items], [i.text for i in items],
                     {n: i.problem for n, i in enumerate(items) if i.problem is not None})
-        assert block_lines(data, before) == expected
+        sources, texts, problems = block_lines(data, before)
+        read = [as_text(t, problems.get(n)) for n, t in enumerate(texts)]
+        assert (sources, [t for t, _ in read], {n: p for n, (_, p) in enumerate(read) if p}) == expected
 
     check()

@@ -176,3 +176,51 @@ def test_without_the_native_reader_a_batch_says_so_and_gives_the_same_rows(tmp_p
     assert "note: the native batch reader was not built" in without.stderr
     monkeypatch.setenv("POLICYDSL_NATIVE", "0")  # turned off on purpose: nothing to say
     assert "note:" not in run("eval", str(path), "-j", "1").stderr
+
+
+@pytest.mark.parametrize("tier", ["1", "0"])
+def test_bytes_that_are_not_utf8_get_the_references_error_row(tmp_path, monkeypatch, tier):
+    from tests.test_cli import run
+
+    base = SHAPES[2].encode()  # compact, not ASCII-escaped
+    lines = [base.replace("安居区".encode(), b"\xff\xfe"), base.replace(b'"2019-03"', b'"2019-0\xff"'),
+             base.replace(b'"illness"', b'"ill\xffness"'), base[:-1] + b', "id": "\xff"}', base[:-1] + b', "\xff": 1}',
+             base.replace(b'"members":3', b'"members":3 \xff'), base]
+    assert len(set(lines)) == len(lines)
+    path = tmp_path / "h.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    monkeypatch.setenv("POLICYDSL_NATIVE", tier)
+    rows = run("eval", str(path), "-j", "1").stdout
+    assert rows == run("eval", str(path), "-j", "1", "--engine", "reference").stdout
+    assert rows.count("{\"source\"") == 7 and rows.count("\"error\"") == 6
+
+
+def _write_policy(tmp_path: Path, body: str) -> Any:
+    path = tmp_path / "p.policy"
+    path.write_text('policy p\n  title "p"\n' + body, encoding="utf-8")
+    return load_policy(path)
+
+
+def test_a_policy_wider_than_the_native_reader_is_read_by_msgspec(tmp_path):  # found by review: a traceback
+    inputs = "".join(f'input f{i} "f{i}" : boolean\n' for i in range(300))
+    policy = _write_policy(tmp_path, inputs + 'category c "c"\n  clause "x"\n  requires f0\n')
+    assert ColumnReader(policy, native=True).native is None
+    items = [Item("line 1", '{"f0": true, "f299": false}')]
+    assert Worker(policy, None).rows(items) == Worker(policy, None, compiled=False).rows(items)
+
+
+def test_a_set_of_more_members_than_bits_is_left_to_the_reference(tmp_path):  # found by review: a crash
+    members = "".join(f'  m{i} "m{i}"\n' for i in range(64))
+    policy = _write_policy(tmp_path, f'enum big "big"\n{members}input ks "ks" : set of big\n'
+                                     'category c "c"\n  clause "x"\n  requires ks has any of {m63}\n')
+    items = [Item("line 1", '{"ks": ["m63", "m0"]}')]
+    rows = Worker(policy, None).rows(items)
+    assert rows == Worker(policy, None, compiled=False).rows(items) and rows[0]["categories"] == ["c"]
+
+
+def test_months_in_any_order_are_read_natively_and_a_month_twice_is_not():
+    months = [f"{y}-{m:02d}" for y in range(1700, 2040) for m in range(1, 13)][:4000]
+    texts = [json.dumps({"income_history": {k: 1 for k in reversed(months)}}),
+             '{"income_history": {"2019-05": 1, "2019-03": 2, "2019-04": null}}']
+    assert compare(POLICY, texts).all()
+    assert not compare(POLICY, ['{"income_history": {"2019-03": 1, "2019-01": 2, "2019-03": null}}']).any()
