@@ -252,8 +252,8 @@ def _run_batch(policy: Any, items: Any, day: date | None, fmt: str, output: str 
         bar.__enter__()
     try:
         writer = Writer(out, fmt, policy.report)
-        for text, part, done in render_all(policy, items, fmt, day, jobs or default_jobs(), compiled):
-            writer.write_text(text)
+        for data, part, done in render_all(policy, items, fmt, day, jobs or default_jobs(), compiled):
+            writer.write_bytes(data)
             summary.merge(part)
             if bar is not None:
                 bar.update(done)

@@ -98,7 +98,9 @@ class JsonlFile:
     """A JSON Lines file: its items, read line by line, or blocks of whole lines that worker processes
     read themselves (so that the main process does not read, decode and send every line)."""
 
-    BLOCK = 1 << 21  # bytes: about 2,500 households
+    BLOCK = 1 << 22  # bytes at most: about 5,000 households (bigger chunks share numpy's fixed costs)
+    SMALLEST = 1 << 20  # bytes at least, however many processes share a small file
+    PER_PROCESS = 16 << 20  # bytes (about 20,000 households) for each process: a smaller file needs fewer
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -107,10 +109,25 @@ class JsonlFile:
         with open(self.path, "rb") as stream:
             yield from items_from_lines(stream)
 
-    def blocks(self) -> Iterator[tuple[int, int, int]]:
-        """(offset, length, lines before it) of each block, cut after a newline."""
-        for offset, data, lines in self.block_data():
-            yield offset, len(data), lines
+    def block_size(self, jobs: int) -> int:
+        """Blocks as big as allowed, yet at least four for each of ``jobs`` processes if the file is
+        small enough to need it."""
+        return min(self.BLOCK, max(self.SMALLEST, self.path.stat().st_size // (4 * jobs)))
+
+    def blocks(self, jobs: int = 1) -> Iterator[tuple[int, int, int]]:
+        """(offset, length, lines before it) of each block, cut after a newline; read into one buffer,
+        since only its newlines are counted here."""
+        offset = lines = 0
+        buffer = bytearray(self.block_size(jobs))
+        with open(self.path, "rb") as stream:
+            while True:
+                size = stream.readinto(buffer)
+                if not size:
+                    return
+                rest = stream.readline()  # to the end of the line
+                yield offset, size + len(rest), lines
+                offset += size + len(rest)
+                lines += buffer.count(b"\n", 0, size) + rest.count(b"\n")
 
     def block_data(self) -> Iterator[tuple[int, bytes, int]]:
         """(offset, bytes, lines before it) of each block, cut after a newline."""
@@ -359,15 +376,20 @@ def _chunk(sources: list[str], texts: list[str], problems: dict[int, str], size:
     return _worker.rows(_items(sources, texts, problems))
 
 
+def _encoded(rendered: tuple[str, Summary], size: int) -> tuple[bytes, Summary, int]:
+    """Rows as UTF-8, encoded where they were made (in the worker processes, in parallel)."""
+    return rendered[0].encode("utf-8"), rendered[1], size
+
+
 def _render(sources: list[str], texts: list[str], problems: dict[int, str], size: int,
-            fmt: str) -> tuple[str, Summary, int]:
+            fmt: str) -> tuple[bytes, Summary, int]:
     assert _worker is not None
-    return (*_worker.render_lists(sources, texts, problems, fmt), size)
+    return _encoded(_worker.render_lists(sources, texts, problems, fmt), size)
 
 
-def _render_block(path: Path, offset: int, length: int, before: int, fmt: str) -> tuple[str, Summary, int]:
+def _render_block(path: Path, offset: int, length: int, before: int, fmt: str) -> tuple[bytes, Summary, int]:
     assert _worker is not None
-    return (*_worker.render_lists(*block_lines(_read_block(path, offset, length), before), fmt), length)
+    return _encoded(_worker.render_lists(*block_lines(_read_block(path, offset, length), before), fmt), length)
 
 
 def chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
@@ -394,7 +416,7 @@ def _parallel(worker: Worker, items: Iterable[Item], jobs: int, task: Any, *extr
     policy_file = worker.policy.policy.header.span.file
     work: Iterator[tuple[Any, ...]]
     if isinstance(items, JsonlFile) and task is _render:  # each process reads its own blocks of the file
-        task, work = _render_block, ((items.path, *block) for block in items.blocks())
+        task, work = _render_block, ((items.path, *block) for block in items.blocks(jobs))
     else:  # chunks as two lists of texts: far quicker to send than Items
         work = (([i.source for i in chunk], [i.text for i in chunk],
                  {n: i.problem for n, i in enumerate(chunk) if i.problem is not None}, sum(i.size for i in chunk))
@@ -427,22 +449,24 @@ def evaluate_all(policy: CheckedPolicy, items: Iterable[Item], as_of: date | Non
 
 
 def render_all(policy: CheckedPolicy, items: Iterable[Item], fmt: str, as_of: date | None = None,
-               jobs: int = 1, compiled: bool = True) -> Iterator[tuple[str, Summary, int]]:
-    """Like ``evaluate_all``, but each chunk comes written out (by the process that evaluated it) with
-    its summary and the bytes of input it took: the fast way to a file, since rows then cross between
-    processes as text. Given a ``JsonlFile``, the processes read their blocks of it themselves."""
+               jobs: int = 1, compiled: bool = True) -> Iterator[tuple[bytes, Summary, int]]:
+    """Like ``evaluate_all``, but each chunk comes written out as UTF-8 (by the process that evaluated
+    it) with its summary and the bytes of input it took: the fast way to a file, since rows then cross
+    between processes as bytes. Given a ``JsonlFile``, the processes read their blocks of it themselves."""
     if fmt not in ("jsonl", "csv"):
         raise UsageError(f"many households are written as jsonl or csv, not {fmt}")
     worker = Worker(policy, as_of, compiled)
+    if isinstance(items, JsonlFile):  # starting a process costs more than it saves on a small file
+        jobs = min(jobs, max(1, items.path.stat().st_size // max(1, JsonlFile.PER_PROCESS)))
     if jobs <= 1 and isinstance(items, JsonlFile):  # a block of lines at a time, as the processes of --jobs do
         with collecting_less():
             for _, data, before in items.block_data():
-                yield (*worker.render_lists(*block_lines(data, before), fmt), len(data))
+                yield _encoded(worker.render_lists(*block_lines(data, before), fmt), len(data))
         return
     if jobs <= 1:
         with collecting_less():
             for chunk in chunks(items, CHUNK):
-                yield (*worker.render(chunk, fmt), sum(i.size for i in chunk))
+                yield _encoded(worker.render(chunk, fmt), sum(i.size for i in chunk))
         return
     yield from _parallel(worker, items, jobs, _render, fmt)
 
@@ -493,9 +517,14 @@ class Writer:
         else:
             self.out.write(jsonl_line(row))
 
-    def write_text(self, text: str) -> None:
-        """Rows already written out by ``Worker.render``."""
-        self.out.write(text)
+    def write_bytes(self, data: bytes) -> None:
+        """Rows already written out and encoded as UTF-8 (``render_all``), straight to the stream's bytes."""
+        buffer = getattr(self.out, "buffer", None)
+        if buffer is None:
+            self.out.write(data.decode("utf-8"))
+            return
+        self.out.flush()
+        buffer.write(data)
 
 
 def default_jobs() -> int:

@@ -137,13 +137,14 @@ def test_worker_processes_reading_blocks_of_the_file_give_the_same_rows(tmp_path
     path = tmp_path / "h.jsonl"
     path.write_bytes(("\ufeff" + "\r\n".join(lines) + "\r\n").encode("utf-8"))  # a BOM, Windows line ends
     monkeypatch.setattr(JsonlFile, "BLOCK", 500)  # many small blocks, each cut after a newline
+    monkeypatch.setattr(JsonlFile, "PER_PROCESS", 1)  # and processes for them, small as the file is
     policy = load_policy()
     one = list(render_all(policy, JsonlFile(path), "jsonl", jobs=1))
     two = list(render_all(policy, JsonlFile(path), "jsonl", jobs=2))
     assert len(two) > 5
-    assert "".join(t for t, _, _ in one) == "".join(t for t, _, _ in two)
+    assert b"".join(t for t, _, _ in one) == b"".join(t for t, _, _ in two)
     assert sum(s.total for _, s, _ in two) == 39 and sum(size for _, _, size in two) == path.stat().st_size
-    rows = [json.loads(line) for line in "".join(t for t, _, _ in two).splitlines()]
+    rows = [json.loads(line) for line in b"".join(t for t, _, _ in two).splitlines()]
     assert rows[3]["source"] == "line 4" and "error" in rows[3]
     assert rows[17]["source"] == "line 19" and rows[0]["id"] == "h0"
 
@@ -207,3 +208,16 @@ def test_a_block_read_at_once_gives_what_reading_line_by_line_gives(before):
         assert (sources, [t for t, _ in read], {n: p for n, (_, p) in enumerate(read) if p}) == expected
 
     check()
+
+
+def test_a_small_file_is_evaluated_in_one_process(tmp_path, monkeypatch):
+    from policydsl import batch, load_policy
+
+    path = write_jsonl(tmp_path / "h.jsonl", households(30))
+
+    def no_processes(*args, **kwargs):
+        raise AssertionError("processes started for a 30-household file")
+
+    monkeypatch.setattr(batch, "_parallel", no_processes)
+    rendered = list(batch.render_all(load_policy(), batch.JsonlFile(path), "jsonl", jobs=4))
+    assert sum(summary.total for _, summary, _ in rendered) == 30
