@@ -18,6 +18,7 @@ property-based test requires both paths to give identical rows; member names are
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -88,11 +89,6 @@ def _text(value: Any) -> str:
     return _ENCODE(value).decode("utf-8")
 
 
-def _source_text(source: str) -> str:
-    """``line 7`` needs no escaping; a file name may."""
-    return f'"{source}"' if source.startswith("line ") and source[5:].isdigit() else _text(source)
-
-
 def _id_text(ident: Any) -> str:
     return "" if ident is None else f'"id":{_text(ident)},'
 
@@ -103,6 +99,7 @@ def _warnings_text(warnings: list[str]) -> str:
 
 _BOOL = {True: "true", False: "false", None: "null"}
 _CENTS = [f".{c:02d}" for c in range(100)]
+_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]')  # may be written otherwise
 
 
 @dataclass
@@ -165,7 +162,12 @@ class Chunk:
         return paths
 
     def paths_of(self, bits: int) -> list[str]:
-        return [name for i, name in enumerate(self.names) if bits >> i & 1]
+        names = []
+        while bits:  # one step per bit that is set, however many facts there are
+            low = bits & -bits
+            names.append(self.names[low.bit_length() - 1])
+            bits ^= low
+        return names
 
 
 def _union(*values: Any) -> Any:
@@ -670,15 +672,22 @@ class BatchEvaluator:
             (d.day >= self.in_force[0]) & (d.day <= self.in_force[1])
         return ordered, held, open_, in_force
 
-    def _open(self, d: Decided, ordered: list[str], open_: np.ndarray, i: int) -> tuple[list[str], list[str]]:
-        """The rules a household's missing facts leave open, and those facts (tracking pass only)."""
-        if not d.k.track or not open_[i].any():
-            return [], []
-        undetermined = [ordered[j] for j in np.flatnonzero(open_[i]).tolist()]
-        bits = 0
-        for name in undetermined:
-            bits |= int(d.results[name].paths[i]) if isinstance(d.results[name].paths, np.ndarray) else 0
-        return undetermined, sorted(d.k.paths_of(bits))
+    def _opened(self, d: Decided, ordered: list[str], open_: np.ndarray,
+                at: list[int]) -> list[tuple[list[str], list[str]]]:
+        """For the households ``at``: the rules their missing facts leave open, and those facts (both
+        empty outside the tracking pass)."""
+        if not d.k.track:
+            return [([], [])] * len(at)
+        paths = {name: d.results[name].paths.tolist() if isinstance(d.results[name].paths, np.ndarray) else None
+                 for name in ordered}
+        out: list[tuple[list[str], list[str]]] = []
+        for i, row in zip(at, open_[at].tolist(), strict=True):
+            undetermined = [name for name, is_open in zip(ordered, row, strict=True) if is_open]
+            bits = 0
+            for name in undetermined:
+                bits |= int(paths[name][i]) if paths[name] is not None else 0  # type: ignore[index]
+            out.append((undetermined, sorted(d.k.paths_of(bits)) if bits else []))
+        return out
 
     def _warnings(self, d: Decided, day: int, i: int) -> list[str]:
         warnings = self._stale(day)
@@ -695,10 +704,10 @@ class BatchEvaluator:
         ncat = len(categories)
         days, status_list, in_force_list = d.day.tolist(), d.status.tolist(), in_force.tolist()
         eligible_known, eligible_values = d.eligible.known.tolist(), d.eligible.values.tolist()
-        for i in np.flatnonzero(which).tolist():
+        at = np.flatnonzero(which).tolist()
+        for i, (undetermined, missing) in zip(at, self._opened(d, ordered, open_, at), strict=True):
             day = days[i]
             cats = [c for c, h in zip(categories, held[i], strict=False) if h]
-            undetermined, missing = self._open(d, ordered, open_, i)
             status = status_list[i]
             row: dict[str, Any] = {"source": sources[d.cols.rows[i]]}
             if d.cols.ids[i] is not None:
@@ -737,33 +746,42 @@ class BatchEvaluator:
         middles = self._middles
         if len(middles) > 100_000:
             middles.clear()
-        for key, at in {key: at for at, key in enumerate(keys) if key not in middles}.items():
-            middles[key] = self._middle(shared[at].tolist())
+        for key, first in {key: n for n, key in enumerate(keys) if key not in middles}.items():
+            middles[key] = self._middle(shared[first].tolist())
         for key, size in Counter(keys).items():
             lines.groups.append((size, *middles[key][2:]))
+        at = pick.tolist()
         days = d.day[pick].tolist()
         heads = {day: f'"policy":{_text(self.head)},"as_of":"{date.fromordinal(day).isoformat()}'
                  for day in set(days)}
         stale = {day: self._stale(day) for day in heads}
+        stale_text = {day: _warnings_text(warnings) for day, warnings in stale.items()}
         spaced = d.cols.warnings
-        warnings = [[*spaced[i], *stale[day]] if spaced[i] else stale[day] for i, day in zip(pick.tolist(), days,
-                                                                                               strict=True)]
-        lines.warned += sum(map(bool, warnings))
+        warnings = [stale_text[day] if not spaced[i] else _warnings_text([*spaced[i], *stale[day]])
+                    for i, day in zip(at, days, strict=True)]
+        lines.warned += len(warnings) - warnings.count("")
         if d.k.track:
-            opened = [self._open(d, ordered, open_, i) for i in pick.tolist()]
+            opened = self._opened(d, ordered, open_, at)
             undetermined = [_text(u) if u else "[]" for u, _ in opened]
             missing = [_text(m) if m else "[]" for _, m in opened]
         else:
             undetermined = missing = ["[]"] * len(pick)
-        values = self._values_text(d, pick)
-        rows = [d.cols.rows[i] for i in pick.tolist()]
+        rows = [d.cols.rows[i] for i in at]
         ids = d.cols.ids
+        # the pieces of every row, each made by one pass over the households (no call per household)
+        source_texts = [sources[row] for row in rows]
+        if _NEEDS_ESCAPE.search("".join(source_texts)):  # a file name with a quote, a backslash…
+            source_texts = [_text(s) for s in source_texts]
+        else:  # as "line 7" always is
+            source_texts = [f'"{s}"' for s in source_texts]
+        id_texts = [("" if x is None else f'"id":{x},' if type(x) is int else _id_text(x))
+                    for x in (ids[i] for i in at)]
+        befores = [middles[key][0] for key in keys]
+        afters = [middles[key][1] for key in keys]
         texts = lines.texts
-        for row, i, day, key, u, m, v, w in zip(rows, pick.tolist(), days, keys, undetermined, missing, values,
-                                                warnings, strict=True):
-            shared_ = middles[key]
-            texts[row] = (f'{{"source":{_source_text(sources[row])},{_id_text(ids[i])}{heads[day]}{shared_[0]}{u}'
-                          f'{shared_[1]}{m},"values":{v}{_warnings_text(w)}}}\n')
+        for row, s, x, day, b, u, a, m, v, w in zip(rows, source_texts, id_texts, days, befores, undetermined, afters,
+                                                    missing, self._values_text(d, pick), warnings, strict=True):
+            texts[row] = f'{{"source":{s},{x}{heads[day]}{b}{u}{a}{m},"values":{v}{w}}}\n'
 
     def _middle(self, shared: list[int]) -> tuple[str, str, bool | None, str | None, list[str]]:
         """The pieces of a row from "in_force" to "undetermined" and from "measures" to "missing", for
