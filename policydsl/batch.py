@@ -129,29 +129,34 @@ class JsonlFile:
                 offset += size + len(rest)
                 lines += buffer.count(b"\n", 0, size) + rest.count(b"\n")
 
-    def block_data(self) -> Iterator[tuple[int, bytes, int]]:
-        """(offset, bytes, lines before it) of each block, cut after a newline."""
-        offset = lines = 0
+    def block_data(self) -> Iterator[tuple[bytes, bytes, int]]:
+        """(bytes, the rest of its last line, lines before it) of each block: ``block_lines(*block)``
+        reads them without joining the two (which would copy megabytes for a few hundred bytes)."""
+        lines = 0
         with open(self.path, "rb") as stream:
             while True:
                 data = stream.read(self.BLOCK)
                 if not data:
                     return
-                data += stream.readline()  # to the end of the line
-                yield offset, data, lines
-                offset += len(data)
-                lines += data.count(b"\n")
+                rest = stream.readline()  # to the end of the line
+                yield data, rest, lines
+                lines += data.count(b"\n") + rest.count(b"\n")
 
 
 _BLANK = b" \t\n\r\x0b\x0c"  # what bytes.isspace() calls space: a line of only these is skipped
 NOT_UTF8 = "is not UTF-8 text; save the file as UTF-8"
 
 
-def block_lines(data: bytes, before: int) -> tuple[list[str], list[bytes], dict[int, str]]:
-    """The households of a block of whole lines as (sources, texts, problems by position), as
-    ``items_from_lines`` gives them but with each text still in bytes: the compiled path reads UTF-8
-    bytes as they are, and only a household it hands to the reference is decoded (``as_text``)."""
+def block_lines(data: bytes, rest: bytes, before: int) -> tuple[list[str], list[bytes], dict[int, str]]:
+    """The households of a block of whole lines (``data`` then ``rest``, the end of its last line) as
+    (sources, texts, problems by position), as ``items_from_lines`` gives them but with each text still
+    in bytes: the compiled path reads UTF-8 bytes as they are, and only a household it hands to the
+    reference is decoded (``as_text``)."""
     lines = data.split(b"\n")
+    if rest:
+        lines[-1] += rest.removesuffix(b"\n")
+        if rest.endswith(b"\n"):
+            lines.append(b"")
     if lines[-1] == b"":
         lines.pop()  # the block ends with a newline
     numbered = [(number, line) for number, line in enumerate(lines, before + 1) if line.strip(_BLANK)]
@@ -389,7 +394,7 @@ def _render(sources: list[str], texts: list[str], problems: dict[int, str], size
 
 def _render_block(path: Path, offset: int, length: int, before: int, fmt: str) -> tuple[bytes, Summary, int]:
     assert _worker is not None
-    return _encoded(_worker.render_lists(*block_lines(_read_block(path, offset, length), before), fmt), length)
+    return _encoded(_worker.render_lists(*block_lines(_read_block(path, offset, length), b"", before), fmt), length)
 
 
 def chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
@@ -460,8 +465,8 @@ def render_all(policy: CheckedPolicy, items: Iterable[Item], fmt: str, as_of: da
         jobs = min(jobs, max(1, items.path.stat().st_size // max(1, JsonlFile.PER_PROCESS)))
     if jobs <= 1 and isinstance(items, JsonlFile):  # a block of lines at a time, as the processes of --jobs do
         with collecting_less():
-            for _, data, before in items.block_data():
-                yield _encoded(worker.render_lists(*block_lines(data, before), fmt), len(data))
+            for data, rest, before in items.block_data():
+                yield _encoded(worker.render_lists(*block_lines(data, rest, before), fmt), len(data) + len(rest))
         return
     if jobs <= 1:
         with collecting_less():

@@ -746,7 +746,7 @@ class BatchEvaluator:
         middles = self._middles
         if len(middles) > 100_000:
             middles.clear()
-        for key, first in {key: n for n, key in enumerate(keys) if key not in middles}.items():
+        for key, first in {key: k for k, key in enumerate(keys) if key not in middles}.items():
             middles[key] = self._middle(shared[first].tolist())
         for key, size in Counter(keys).items():
             lines.groups.append((size, *middles[key][2:]))

@@ -197,13 +197,19 @@ def test_a_block_read_at_once_gives_what_reading_line_by_line_gives(before):
     from policydsl.batch import as_text, block_lines, items_from_lines
 
     @settings(max_examples=300, deadline=None, database=None)
-    @given(st.lists(st.lists(st.sampled_from(_LINE_PIECES), max_size=3).map(b"".join), max_size=6))
-    def check(lines):
+    @given(st.lists(st.lists(st.sampled_from(_LINE_PIECES), max_size=3).map(b"".join), max_size=6),
+           st.booleans(), st.integers(0, 1000))
+    def check(lines, ended, cut):
         data = b"".join(line + b"\n" for line in lines)
-        items = list(items_from_lines(io.BytesIO(data), before=before))
+        if not ended:  # the last line of a file need not end with a newline
+            data = data.removesuffix(b"\n")
+        head = data[:cut]  # a block as JsonlFile.block_data cuts it: bytes, then the rest of the last line
+        rest = data[len(head):]
+        rest = rest[:rest.index(b"\n") + 1] if b"\n" in rest else rest
+        items = list(items_from_lines(io.BytesIO(head + rest), before=before))
         expected = ([i.source for i in items], [i.text for i in items],
                     {n: i.problem for n, i in enumerate(items) if i.problem is not None})
-        sources, texts, problems = block_lines(data, before)
+        sources, texts, problems = block_lines(head, rest, before)
         read = [as_text(t, problems.get(n)) for n, t in enumerate(texts)]
         assert (sources, [t for t, _ in read], {n: p for n, (_, p) in enumerate(read) if p}) == expected
 
