@@ -301,13 +301,14 @@ class Worker:
         answers = self.fast.rows([i.text for i in items], [i.source for i in items], self.as_of)
         return [row if row is not None else self.row(item) for row, item in zip(answers, items, strict=True)]
 
-    def render(self, items: list[Item], fmt: str) -> tuple[str, Summary]:
-        """The rows of a chunk written out (JSON Lines or CSV, without the header), and what they hold."""
+    def render(self, items: list[Item], fmt: str) -> tuple[bytes, Summary]:
+        """The rows of a chunk written out as UTF-8 (JSON Lines or CSV, without the header), and what
+        they hold."""
         return self.render_lists([i.source for i in items], [i.text for i in items],
                                  {n: i.problem for n, i in enumerate(items) if i.problem is not None}, fmt)
 
     def render_lists(self, sources: list[str], texts: Sequence[str | bytes], problems: dict[int, str],
-                     fmt: str) -> tuple[str, Summary]:
+                     fmt: str) -> tuple[bytes, Summary]:
         """``render`` of a chunk given as lists: the sources, the texts (str, or UTF-8 bytes as
         ``block_lines`` gives them), why some could not be read."""
         summary = Summary()
@@ -316,13 +317,12 @@ class Worker:
             for households, eligible, primary, categories in lines.groups:
                 summary.count(eligible, primary, categories, False, households)
             summary.warned += lines.warned
-            written = lines.texts
-            for at in [at for at, text in enumerate(written) if text is None]:
+            for at in [at for at, text in enumerate(lines.texts) if text is None]:
                 text, problem = as_text(texts[at], problems.get(at))
                 row = self.row(Item(sources[at], text, 0, problem))
                 summary.add(row)
-                written[at] = jsonl_line(row)
-            return "".join(written), summary  # type: ignore[arg-type]
+                lines.texts[at] = jsonl_line(row)
+            return lines.encode(), summary
         items = []
         for n, (source, raw) in enumerate(zip(sources, texts, strict=True)):
             text, problem = as_text(raw, problems.get(n))
@@ -334,8 +334,8 @@ class Worker:
             out = io.StringIO()
             writer = csv.writer(out, lineterminator="\n")
             writer.writerows(csv_row(row, self.policy.report) for row in rows)
-            return out.getvalue(), summary
-        return _encoder().encode_lines(rows).decode("utf-8"), summary
+            return out.getvalue().encode("utf-8"), summary
+        return _encoder().encode_lines(rows), summary
 
 
 _worker: Worker | None = None
@@ -381,20 +381,15 @@ def _chunk(sources: list[str], texts: list[str], problems: dict[int, str], size:
     return _worker.rows(_items(sources, texts, problems))
 
 
-def _encoded(rendered: tuple[str, Summary], size: int) -> tuple[bytes, Summary, int]:
-    """Rows as UTF-8, encoded where they were made (in the worker processes, in parallel)."""
-    return rendered[0].encode("utf-8"), rendered[1], size
-
-
 def _render(sources: list[str], texts: list[str], problems: dict[int, str], size: int,
             fmt: str) -> tuple[bytes, Summary, int]:
     assert _worker is not None
-    return _encoded(_worker.render_lists(sources, texts, problems, fmt), size)
+    return (*_worker.render_lists(sources, texts, problems, fmt), size)
 
 
 def _render_block(path: Path, offset: int, length: int, before: int, fmt: str) -> tuple[bytes, Summary, int]:
     assert _worker is not None
-    return _encoded(_worker.render_lists(*block_lines(_read_block(path, offset, length), b"", before), fmt), length)
+    return (*_worker.render_lists(*block_lines(_read_block(path, offset, length), b"", before), fmt), length)
 
 
 def chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
@@ -466,12 +461,12 @@ def render_all(policy: CheckedPolicy, items: Iterable[Item], fmt: str, as_of: da
     if jobs <= 1 and isinstance(items, JsonlFile):  # a block of lines at a time, as the processes of --jobs do
         with collecting_less():
             for data, rest, before in items.block_data():
-                yield _encoded(worker.render_lists(*block_lines(data, rest, before), fmt), len(data) + len(rest))
+                yield (*worker.render_lists(*block_lines(data, rest, before), fmt), len(data) + len(rest))
         return
     if jobs <= 1:
         with collecting_less():
             for chunk in chunks(items, CHUNK):
-                yield _encoded(worker.render(chunk, fmt), sum(i.size for i in chunk))
+                yield (*worker.render(chunk, fmt), sum(i.size for i in chunk))
         return
     yield from _parallel(worker, items, jobs, _render, fmt)
 
