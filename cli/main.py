@@ -252,8 +252,9 @@ def _run_batch(policy: Any, items: Any, day: date | None, fmt: str, output: str 
         bar.__enter__()
     try:
         writer = Writer(out, fmt, policy.report)
-        for data, part, done in render_all(policy, items, fmt, day, jobs or default_jobs(), compiled):
-            writer.write_bytes(data)
+        spool = str(Path(output).resolve().parent) if output else None  # worker processes' rows, for a moment
+        for rows, part, done in render_all(policy, items, fmt, day, jobs or default_jobs(), compiled, spool):
+            writer.write_rows(rows)
             summary.merge(part)
             if bar is not None:
                 bar.update(done)

@@ -19,6 +19,8 @@ import io
 import json
 import os
 import re
+import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -388,15 +390,58 @@ def _chunk(sources: list[str], texts: list[str], problems: dict[int, str], size:
     return _worker.rows(_items(sources, texts, problems))
 
 
+class Spooled(NamedTuple):
+    """Rows a worker process wrote to a file of its own, for the main process to copy to the output
+    (in the kernel where it can: the rows never pass through a pipe or the main process's memory).
+    The file is deleted when ``render_all`` is asked for the next chunk."""
+
+    path: str
+
+    def read(self) -> bytes:
+        return Path(self.path).read_bytes()
+
+    def write_to(self, buffer: IO[bytes]) -> None:
+        """Appends the rows to a binary stream (flushed first, so that the order holds)."""
+        buffer.flush()
+        with open(self.path, "rb") as rows:
+            size = os.fstat(rows.fileno()).st_size
+            try:
+                target = buffer.fileno()
+                while size > 0:  # copy_file_range: file to file; sendfile: also to a pipe
+                    copy = getattr(os, "copy_file_range", None)
+                    sent = copy(rows.fileno(), target, size) if copy else os.sendfile(target, rows.fileno(), None, size)
+                    if sent <= 0:
+                        break
+                    size -= sent
+            except (OSError, AttributeError, io.UnsupportedOperation):
+                pass  # no such call here, or not between these two: copied below, from where it stopped
+            if size > 0:
+                rows.seek(-size, os.SEEK_END)
+                shutil.copyfileobj(rows, buffer)
+
+
+def _spill(rendered: tuple[bytes, Summary], size: int, spool: str | None) -> tuple[bytes | Spooled, Summary, int]:
+    """A chunk's rows, in a file of ``spool`` when there is one."""
+    data, summary = rendered
+    if spool is None:
+        return data, summary, size
+    fd, name = tempfile.mkstemp(dir=spool, suffix=".jsonl")
+    with os.fdopen(fd, "wb") as rows:
+        rows.write(data)
+    return Spooled(name), summary, size
+
+
 def _render(sources: list[str], texts: list[str], problems: dict[int, str], size: int,
-            fmt: str) -> tuple[bytes, Summary, int]:
+            fmt: str, spool: str | None) -> tuple[bytes | Spooled, Summary, int]:
     assert _worker is not None
-    return (*_worker.render_lists(sources, texts, problems, fmt), size)
+    return _spill(_worker.render_lists(sources, texts, problems, fmt), size, spool)
 
 
-def _render_block(path: Path, offset: int, length: int, before: int, fmt: str) -> tuple[bytes, Summary, int]:
+def _render_block(path: Path, offset: int, length: int, before: int, fmt: str,
+                  spool: str | None) -> tuple[bytes | Spooled, Summary, int]:
     assert _worker is not None
-    return (*_worker.render_lists(*block_lines(_read_block(path, offset, length), b"", before), fmt), length)
+    return _spill(_worker.render_lists(*block_lines(_read_block(path, offset, length), b"", before), fmt), length,
+                  spool)
 
 
 def chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
@@ -456,10 +501,13 @@ def evaluate_all(policy: CheckedPolicy, items: Iterable[Item], as_of: date | Non
 
 
 def render_all(policy: CheckedPolicy, items: Iterable[Item], fmt: str, as_of: date | None = None,
-               jobs: int = 1, compiled: bool = True) -> Iterator[tuple[bytes, Summary, int]]:
+               jobs: int = 1, compiled: bool = True,
+               spool: str | None = None) -> Iterator[tuple[bytes | Spooled, Summary, int]]:
     """Like ``evaluate_all``, but each chunk comes written out as UTF-8 (by the process that evaluated
-    it) with its summary and the bytes of input it took: the fast way to a file, since rows then cross
-    between processes as bytes. Given a ``JsonlFile``, the processes read their blocks of it themselves."""
+    it) with its summary and the bytes of input it took: the fast way to a file. Given a ``JsonlFile``,
+    the processes read their blocks of it themselves. With several processes, each writes its rows to a
+    file in a temporary folder made in ``spool`` (default: the system's), given as ``Spooled``: write
+    them out (``Writer.write_rows``) before asking for the next chunk, which deletes them."""
     if fmt not in ("jsonl", "csv"):
         raise UsageError(f"many households are written as jsonl or csv, not {fmt}")
     worker = Worker(policy, as_of, compiled)
@@ -475,7 +523,17 @@ def render_all(policy: CheckedPolicy, items: Iterable[Item], fmt: str, as_of: da
             for chunk in chunks(items, CHUNK):
                 yield (*worker.render(chunk, fmt), sum(i.size for i in chunk))
         return
-    yield from _parallel(worker, items, jobs, _render, fmt)
+    try:
+        folder = tempfile.mkdtemp(prefix="policydsl-rows-", dir=spool)
+    except OSError:  # the output's folder takes no more files: the system's temporary folder, then
+        folder = tempfile.mkdtemp(prefix="policydsl-rows-")
+    try:
+        for rows, summary, size in _parallel(worker, items, jobs, _render, fmt, folder):
+            yield rows, summary, size
+            if isinstance(rows, Spooled):
+                os.unlink(rows.path)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- writing rows
@@ -524,14 +582,17 @@ class Writer:
         else:
             self.out.write(jsonl_line(row))
 
-    def write_bytes(self, data: bytes) -> None:
-        """Rows already written out and encoded as UTF-8 (``render_all``), straight to the stream's bytes."""
+    def write_rows(self, rows: bytes | Spooled) -> None:
+        """Rows already written out as UTF-8 (``render_all``), straight to the stream's bytes."""
         buffer = getattr(self.out, "buffer", None)
         if buffer is None:
-            self.out.write(data.decode("utf-8"))
+            self.out.write((rows.read() if isinstance(rows, Spooled) else rows).decode("utf-8"))
             return
         self.out.flush()
-        buffer.write(data)
+        if isinstance(rows, Spooled):
+            rows.write_to(buffer)
+        else:
+            buffer.write(rows)
 
 
 def default_jobs() -> int:
@@ -546,5 +607,5 @@ def whole_object(line: bytes) -> bool:
         return False
 
 
-__all__ = ["CSV_COLUMNS", "Item", "JsonlFile", "Summary", "Worker", "Writer", "default_jobs", "evaluate_all",
+__all__ = ["CSV_COLUMNS", "Item", "JsonlFile", "Spooled", "Summary", "Worker", "Writer", "default_jobs", "evaluate_all",
            "items_from_folder", "items_from_lines", "render_all", "whole_object"]

@@ -129,7 +129,7 @@ def test_a_forced_progress_display_does_not_disturb_the_rows(tmp_path):
 
 def test_worker_processes_reading_blocks_of_the_file_give_the_same_rows(tmp_path, monkeypatch):
     from policydsl import load_policy
-    from policydsl.batch import JsonlFile, render_all
+    from policydsl.batch import JsonlFile, Spooled, render_all
 
     docs = households(40)
     lines = [json.dumps(d, ensure_ascii=False) for d in docs]
@@ -139,11 +139,15 @@ def test_worker_processes_reading_blocks_of_the_file_give_the_same_rows(tmp_path
     monkeypatch.setattr(JsonlFile, "BLOCK", 500)  # many small blocks, each cut after a newline
     monkeypatch.setattr(JsonlFile, "PER_PROCESS", 1)  # and processes for them, small as the file is
     policy = load_policy()
-    one = list(render_all(policy, JsonlFile(path), "jsonl", jobs=1))
-    two = list(render_all(policy, JsonlFile(path), "jsonl", jobs=2))
+    def run(jobs):  # the rows of each chunk read before asking for the next (which deletes a spooled one)
+        return [(t.read() if isinstance(t, Spooled) else t, s, size)
+                for t, s, size in render_all(policy, JsonlFile(path), "jsonl", jobs=jobs, spool=str(tmp_path))]
+
+    one, two = run(1), run(2)
     assert len(two) > 5
     assert b"".join(t for t, _, _ in one) == b"".join(t for t, _, _ in two)
     assert sum(s.total for _, s, _ in two) == 39 and sum(size for _, _, size in two) == path.stat().st_size
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.jsonl"]  # nothing left behind
     rows = [json.loads(line) for line in b"".join(t for t, _, _ in two).splitlines()]
     assert rows[3]["source"] == "line 4" and "error" in rows[3]
     assert rows[17]["source"] == "line 19" and rows[0]["id"] == "h0"
@@ -227,3 +231,24 @@ def test_a_small_file_is_evaluated_in_one_process(tmp_path, monkeypatch):
     monkeypatch.setattr(batch, "_parallel", no_processes)
     rendered = list(batch.render_all(load_policy(), batch.JsonlFile(path), "jsonl", jobs=4))
     assert sum(summary.total for _, summary, _ in rendered) == 30
+
+
+def test_spooled_rows_are_appended_to_a_file_a_pipe_or_a_stream_in_order(tmp_path):
+    from policydsl.batch import Spooled
+
+    spooled = tmp_path / "rows.jsonl"
+    spooled.write_bytes(b'{"a":1}\n' * 1000)
+    out = tmp_path / "out.jsonl"
+    with open(out, "wb") as stream:  # a file: copied in the kernel
+        stream.write(b"first\n")
+        Spooled(str(spooled)).write_to(stream)
+        stream.write(b"last\n")
+    assert out.read_bytes() == b"first\n" + spooled.read_bytes() + b"last\n"
+    memory = io.BytesIO()  # no file descriptor: copied by Python
+    Spooled(str(spooled)).write_to(memory)
+    assert memory.getvalue() == spooled.read_bytes()
+    read, write = os.pipe()  # a pipe, as standard output often is
+    with open(write, "wb") as stream:
+        Spooled(str(spooled)).write_to(stream)
+    with open(read, "rb") as stream:
+        assert stream.read() == spooled.read_bytes()
