@@ -229,19 +229,18 @@ def _input_size(household: str) -> int | None:
 
 def _run_batch(policy: Any, items: Any, day: date | None, fmt: str, output: str | None, jobs: int | None,
                fail_on_invalid: bool, progress: bool | None, size: int | None = None, compiled: bool = True) -> None:
-    from policydsl.batch import Summary, Writer, default_jobs, render_all
+    from policydsl.batch import Summary, Worker, Writer, default_jobs, render_all
 
     show = sys.stderr.isatty() if progress is None else progress
     summary = Summary()
     if day is not None:  # a date before a parameter's first value fits no household: say so once
         Evaluator(policy).parameter_values(day)
+    worker = Worker(policy, day, compiled)
     if compiled:
-        from policydsl.batch_eval import not_compiled
         from policydsl.batch_read import without_native
-        for reason in (not_compiled(policy), without_native()):
-            if reason:
-                click.echo(f"note: {reason}", err=True)
-                break
+        reason = worker.why_reference or without_native()
+        if reason:
+            click.echo(f"note: {reason}", err=True)
     try:
         out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout  # noqa: SIM115
     except OSError as exc:
@@ -253,7 +252,7 @@ def _run_batch(policy: Any, items: Any, day: date | None, fmt: str, output: str 
     try:
         writer = Writer(out, fmt, policy.report)
         spool = str(Path(output).resolve().parent) if output else None  # worker processes' rows, for a moment
-        for rows, part, done in render_all(policy, items, fmt, day, jobs or default_jobs(), compiled, spool):
+        for rows, part, done in render_all(policy, items, fmt, day, jobs or default_jobs(), compiled, spool, worker):
             writer.write_rows(rows)
             summary.merge(part)
             if bar is not None:

@@ -270,9 +270,10 @@ class Worker:
         self.as_of = as_of
         self.inputs = {i.name for i in policy.policy.inputs}
         self.fast = None
+        self.why_reference: str | None = None  # why a compiled Worker's batches still run on the reference
         if compiled:
-            from .batch_eval import compile_batch
-            self.fast = compile_batch(policy)
+            from .batch_eval import compiled_or_why
+            self.fast, self.why_reference = compiled_or_why(policy)
 
     def row(self, item: Item) -> dict[str, Any]:
         head: dict[str, Any] = {"source": item.source}
@@ -501,18 +502,20 @@ def evaluate_all(policy: CheckedPolicy, items: Iterable[Item], as_of: date | Non
 
 
 def render_all(policy: CheckedPolicy, items: Iterable[Item], fmt: str, as_of: date | None = None,
-               jobs: int = 1, compiled: bool = True,
-               spool: str | None = None) -> Iterator[tuple[bytes | Spooled, Summary, int]]:
+               jobs: int = 1, compiled: bool = True, spool: str | None = None,
+               worker: Worker | None = None) -> Iterator[tuple[bytes | Spooled, Summary, int]]:
     """Like ``evaluate_all``, but each chunk comes written out as UTF-8 (by the process that evaluated
     it) with its summary and the bytes of input it took: the fast way to a file. Given a ``JsonlFile``,
     the processes read their blocks of it themselves. With several processes, each writes its rows to a
     file in a temporary folder made in ``spool`` (default: the system's), given as ``Spooled``: write
-    them out (``Writer.write_rows``) before asking for the next chunk, which deletes them."""
+    them out (``Writer.write_rows``) before asking for the next chunk, which deletes them. ``worker``:
+    the Worker to use, if one is made already (for this policy, date and engine)."""
     if fmt not in ("jsonl", "csv"):
         raise UsageError(f"many households are written as jsonl or csv, not {fmt}")
-    worker = Worker(policy, as_of, compiled)
+    worker = worker or Worker(policy, as_of, compiled)
     if isinstance(items, JsonlFile):  # starting a process costs more than it saves on a small file
-        jobs = min(jobs, max(1, items.path.stat().st_size // max(1, JsonlFile.PER_PROCESS)))
+        per_process = JsonlFile.PER_PROCESS if worker.fast is not None else JsonlFile.PER_PROCESS // 16  # 20x slower
+        jobs = min(jobs, max(1, items.path.stat().st_size // max(1, per_process)))
     if jobs <= 1 and isinstance(items, JsonlFile):  # a block of lines at a time, as the processes of --jobs do
         with collecting_less():
             for data, rest, before in items.block_data():

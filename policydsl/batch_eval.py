@@ -841,22 +841,24 @@ class BatchEvaluator:
         return name, texts
 
 
+def compiled_or_why(policy: CheckedPolicy) -> tuple[BatchEvaluator | None, str | None]:
+    """The compiled batch evaluator for a policy; or None and why, in words, when the policy uses
+    something only the reference evaluator handles."""
+    try:
+        return BatchEvaluator(policy), None
+    except Unsupported as exc:
+        return None, f"the compiled batch path does not handle {exc}; every household is evaluated by the " \
+                     "reference evaluator (the same results, several times slower)"
+
+
 def compile_batch(policy: CheckedPolicy) -> BatchEvaluator | None:
     """The compiled batch evaluator for a policy, or None when it uses something only the reference handles."""
-    try:
-        return BatchEvaluator(policy)
-    except Unsupported:
-        return None
+    return compiled_or_why(policy)[0]
 
 
 def not_compiled(policy: CheckedPolicy) -> str | None:
     """Why a policy's batches run on the reference evaluator alone, in words; None when they do not."""
-    try:
-        BatchEvaluator(policy)
-    except Unsupported as exc:
-        return f"the compiled batch path does not handle {exc}; every household is evaluated by the " \
-               "reference evaluator (the same results, several times slower)"
-    return None
+    return compiled_or_why(policy)[1]
 
 
-__all__ = ["BatchEvaluator", "Lines", "compile_batch", "not_compiled"]
+__all__ = ["BatchEvaluator", "Lines", "compile_batch", "compiled_or_why", "not_compiled"]
