@@ -11,7 +11,8 @@ For each size it generates the households (benchmarks/generate_households.py, se
 the file and writing the results all included):
 
 - policydsl: `policy eval FILE --output OUT --format jsonl` with the default jobs (all cores) and with
-  --jobs 1 (the compiled path, which hands what it cannot answer to the reference evaluator), and with
+  --jobs 1 (the compiled path, which hands what it cannot answer to the reference evaluator), with
+  POLICYDSL_NATIVE=0 (the same without the native reader, as installed without a C compiler), and with
   `--engine reference` (the reference evaluator alone), whose rows must be byte for byte the same. If the
   installed `policy` has no batch mode, a loop over load_json / read_household / Evaluator.evaluate in
   one process stands in for it, and the output says so;
