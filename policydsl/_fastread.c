@@ -429,6 +429,21 @@ static int by_month(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* After an item of an object or array: 1 when a comma follows (another item comes), 0 when the
+ * closing bracket does (consumed), -1 for anything else. */
+static int after_item(const char **pp, const char *end, char close) {
+    const char *p = skip_ws(*pp, end);
+    if (p < end && *p == ',') {
+        *pp = skip_ws(p + 1, end);
+        return 1;
+    }
+    if (p < end && *p == close) {
+        *pp = p + 1;
+        return 0;
+    }
+    return -1;
+}
+
 /* Results of the readers below: 1 read, 0 declined, -1 a Python error (out of memory). */
 static int read_object(const Table *t, const char **pp, const char *end, Out *o, Py_ssize_t row, int items);
 
@@ -468,16 +483,9 @@ static int read_series(const Field *f, const char **pp, const char *end, Out *o,
             m->value = value;
             m->null = null;
             sorted = sorted && (count == 1 || m[-1].index < m->index);
-            p = skip_ws(p, end);
-            if (p < end && *p == ',') {
-                p = skip_ws(p + 1, end);
-                continue;
-            }
-            if (p < end && *p == '}') {
-                p++;
-                break;
-            }
-            return 0;
+            int next = after_item(&p, end, '}');
+            if (next < 0) return 0;
+            if (next == 0) break;
         }
     }
     if (!sorted) { /* in month order; a month given twice declines */
@@ -593,16 +601,9 @@ static int read_value(const Field *f, const char **pp, const char *end, Out *o, 
                     if (r != 1) return r;
                 }
                 length++;
-                p = skip_ws(p, end);
-                if (p < end && *p == ',') {
-                    p = skip_ws(p + 1, end);
-                    continue;
-                }
-                if (p < end && *p == ']') {
-                    p++;
-                    break;
-                }
-                return 0;
+                int next = after_item(&p, end, ']');
+                if (next < 0) return 0;
+                if (next == 0) break;
             }
         }
         if (keep) {
@@ -682,16 +683,12 @@ static int read_object(const Table *t, const char **pp, const char *end, Out *o,
         p = skip_ws(p + 1, end);
         int r = read_value(f, &p, end, o, row, items);
         if (r != 1) return r;
-        p = skip_ws(p, end);
-        if (p < end && *p == ',') {
-            p = skip_ws(p + 1, end);
-            continue;
-        }
-        if (p < end && *p == '}') {
-            *pp = p + 1;
+        int next = after_item(&p, end, '}');
+        if (next < 0) return 0;
+        if (next == 0) {
+            *pp = p;
             return 1;
         }
-        return 0;
     }
 }
 
