@@ -9,7 +9,10 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import signal
 import sys
+import tempfile
 from collections.abc import Callable
 from datetime import date
 from functools import wraps
@@ -41,7 +44,9 @@ def user_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except PolicyDslError as exc:
             _fail(f"error: {exc}" if not isinstance(exc, PolicyError) else str(exc), exc.exit_code)
-        except BrokenPipeError:
+        except BrokenPipeError:  # the reader went away (| head): stop quietly, without a last failing flush
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(0)
     return wrapper  # type: ignore[return-value]
 
@@ -71,12 +76,20 @@ def _read_text(path: str) -> tuple[str, str]:
         raise UsageError(f"{path}: cannot read it ({exc.strerror})") from None
 
 
+def _native_status() -> str:
+    """For --version: whether the native batch reader was built (found without importing it or numpy)."""
+    from importlib.util import find_spec
+
+    return "\nnative batch reader: " + ("built" if find_spec("policydsl._fastread") else
+                                       "not built (batches are read more slowly; see docs/batch.md)")
+
+
 POLICY_OPTION = click.option("--policy", "policy_path", type=click.Path(dir_okay=False), default=None,
                              help="Policy file to apply (default: the bundled anju_2019 policy).")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="policy")
+@click.version_option(__version__, prog_name="policy", message="%(prog)s, version %(version)s" + _native_status())
 def main() -> None:
     """policydsl: social-assistance policy as readable, checked, exactly evaluated rules."""
 
@@ -120,6 +133,8 @@ def eval_cmd(household: str, policy_path: str | None, as_of: str | None, fmt: st
         if items is None:  # one household, written as one row
             text = first_text if first_text is not None else _read_text(household)[0]
             items = iter([Item("<stdin>" if household == "-" else household, text)])
+        if output:
+            _check_output(household, output)
         _run_batch(policy, items, day, fmt or "jsonl", output, jobs, fail_on_invalid, progress,
                    _input_size(household), compiled=engine == "compiled")
         return
@@ -227,8 +242,50 @@ def _input_size(household: str) -> int | None:
     return path.stat().st_size
 
 
+class _Stopped(Exception):
+    """SIGTERM during a batch, turned into an exception so that the batch cleans up as after Ctrl-C."""
+
+
+def _on_term(signum: int, frame: Any) -> None:
+    raise _Stopped
+
+
+def _check_output(household: str, output: str) -> None:
+    """Refuse an output that would destroy the input or be read as one of its households."""
+    target, source = Path(output), Path(household)
+    if household != "-" and target.exists() and source.exists() and target.samefile(source):
+        raise UsageError(f"{output}: is the input itself; write the rows to another file")
+    if source.is_dir() and target.suffix.lower() == ".json" and target.resolve().parent == source.resolve():
+        raise UsageError(f"{output}: is inside the folder being read, and would be read as a household; "
+                         "write it elsewhere")
+
+
+def _open_output(output: str) -> tuple[Any, str | None]:
+    """The stream to write the rows to, and the temporary file behind it: the rows go to a file beside
+    the output, renamed to it only when every row is written (an earlier output stays as it was if the
+    run fails or is stopped). A device, a pipe or a link (/dev/null, a FIFO) is written to directly."""
+    target = Path(output)
+    try:
+        if target.is_symlink() or (target.exists() and not target.is_file()):
+            return open(output, "w", encoding="utf-8", newline=""), None
+        fd, partial = tempfile.mkstemp(dir=target.resolve().parent, prefix=f".{target.name}.", suffix=".partial")
+        mode = target.stat().st_mode & 0o7777 if target.exists() else 0o666 & ~_umask()
+        os.chmod(partial, mode)
+        return open(fd, "w", encoding="utf-8", newline=""), partial
+    except OSError as exc:
+        raise UsageError(f"{output}: cannot write it ({exc.strerror})") from None
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _run_batch(policy: Any, items: Any, day: date | None, fmt: str, output: str | None, jobs: int | None,
                fail_on_invalid: bool, progress: bool | None, size: int | None = None, compiled: bool = True) -> None:
+    from concurrent.futures.process import BrokenProcessPool
+
     from policydsl.batch import Summary, Worker, Writer, default_jobs, render_all
 
     show = sys.stderr.isatty() if progress is None else progress
@@ -241,14 +298,14 @@ def _run_batch(policy: Any, items: Any, day: date | None, fmt: str, output: str 
         reason = worker.why_reference or without_native()
         if reason:
             click.echo(f"note: {reason}", err=True)
-    try:
-        out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout  # noqa: SIM115
-    except OSError as exc:
-        raise UsageError(f"{output}: cannot write it ({exc.strerror})") from None
+    out, partial = _open_output(output) if output else (sys.stdout, None)
+    where = output or "standard output"
     bar: Any = None
     if show and size:  # a bar over the input evaluated so far
         bar = click.progressbar(length=size, label="evaluating", file=sys.stderr, show_pos=False, show_eta=True)
         bar.__enter__()
+    before_term = signal.signal(signal.SIGTERM, _on_term)
+    done_writing = False
     try:
         writer = Writer(out, fmt, policy.report)
         spool = str(Path(output).resolve().parent) if output else None  # worker processes' rows, for a moment
@@ -261,12 +318,28 @@ def _run_batch(policy: Any, items: Any, day: date | None, fmt: str, output: str 
                 click.echo(f"\r{summary.total:,} households…", nl=False, err=True)
         if output:
             out.close()  # here, not only in finally: a full disk may only show when the last rows are flushed
-    except OSError as exc:  # a full disk, a closed pipe: one line, no traceback, nothing half-said
-        raise UsageError(f"{output or 'standard output'}: cannot write the rows ({exc.strerror})") from None
+            if partial is not None:
+                os.replace(partial, output)
+        done_writing = True
+    except BrokenPipeError:
+        raise  # the reader of standard output has had enough (| head): not an error
+    except OSError as exc:  # a full disk: one line, no traceback, nothing half-said
+        raise UsageError(f"{where}: cannot write the rows ({exc.strerror})"
+                         + (f"; {output} is left as it was" if output else "")) from None
+    except BrokenProcessPool:
+        raise UsageError("a worker process stopped before its households were done (killed, or out of memory?)"
+                         + (f"; {output} is left as it was" if output else "")) from None
+    except (KeyboardInterrupt, _Stopped) as exc:
+        message = "interrupted" + (f"; {output} is left as it was" if output else "")
+        _fail(message, 130 if isinstance(exc, KeyboardInterrupt) else 143)
     finally:
+        signal.signal(signal.SIGTERM, before_term)
         if output and not out.closed:
             with contextlib.suppress(OSError):
                 out.close()
+        if partial is not None and not done_writing:
+            with contextlib.suppress(OSError):
+                os.unlink(partial)
         if bar is not None:
             bar.__exit__(None, None, None)
     if show and bar is None:

@@ -356,6 +356,10 @@ def _start(policy_file: str, as_of: date | None, compiled: bool) -> None:
     (where fork is not available), it reads and compiles the policy itself: compiled closures cannot be
     sent between processes."""
     global _worker
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the main process answers it
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the main process's handler, inherited by fork
     if _worker is None:
         from . import load_policy
         _worker = Worker(load_policy(policy_file), as_of, compiled)
@@ -426,9 +430,16 @@ def _spill(rendered: tuple[bytes, Summary], size: int, spool: str | None) -> tup
     data, summary = rendered
     if spool is None:
         return data, summary, size
-    fd, name = tempfile.mkstemp(dir=spool, suffix=".jsonl")
-    with os.fdopen(fd, "wb") as rows:
-        rows.write(data)
+    name = None
+    try:
+        fd, name = tempfile.mkstemp(dir=spool, suffix=".jsonl")
+        with os.fdopen(fd, "wb") as rows:
+            rows.write(data)
+    except OSError:  # the temporary folder is full or gone: the rows go the slower way, through the pipe
+        if name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(name)
+        return data, summary, size
     return Spooled(name), summary, size
 
 

@@ -495,9 +495,9 @@ def without_native() -> str | None:
     (also when it is turned off on purpose with POLICYDSL_NATIVE=0)."""
     if _fastread is not None or os.environ.get("POLICYDSL_NATIVE") == "0":
         return None
-    return ("the native batch reader was not built when policydsl was installed (no C compiler was found); "
-            "households are read by the msgspec reader instead (the same results, slower). Install a C "
-            "compiler and reinstall policydsl to build it")
+    return ("this installation has no native batch reader (it is built at install when a C compiler works "
+            "and POLICYDSL_NO_NATIVE is not set; 'pip install -v .' shows why it was not): households are "
+            "read by the msgspec reader instead, with the same results, two to three times slower")
 
 
 def _low(minimum: Any, scale: int) -> int | None:

@@ -252,3 +252,116 @@ def test_spooled_rows_are_appended_to_a_file_a_pipe_or_a_stream_in_order(tmp_pat
         Spooled(str(spooled)).write_to(stream)
     with open(read, "rb") as stream:
         assert stream.read() == spooled.read_bytes()
+
+
+# ---------------------------------------------------------------- a run that fails or is stopped
+
+def test_the_output_cannot_be_the_input_or_inside_the_folder_read(tmp_path):  # found by review: data loss
+    path = write_jsonl(tmp_path / "h.jsonl", households(3))
+    before = path.read_bytes()
+    assert "is the input itself" in run("eval", str(path), "--output", str(path), code=2).stderr
+    assert path.read_bytes() == before
+    folder = tmp_path / "f"
+    folder.mkdir()
+    (folder / "a.json").write_text(json.dumps(BASE), encoding="utf-8")
+    result = run("eval", str(folder), "--output", str(folder / "rows.json"), "--format", "jsonl", code=2)
+    assert "would be read as a household" in result.stderr and not (folder / "rows.json").exists()
+
+
+def _failing_after_one_chunk(error):
+    from policydsl import batch
+
+    real = batch.render_all
+
+    def render_all(*args, **kwargs):
+        chunks = real(*args, **kwargs)
+        yield next(chunks)
+        raise error
+    return render_all
+
+
+@pytest.mark.parametrize("error, code, message", [
+    (OSError(28, "No space left on device"), 2, "cannot write the rows (No space left on device)"),
+    (KeyboardInterrupt(), 130, "interrupted"),
+    ("broken pool", 2, "a worker process stopped before its households were done"),
+])
+def test_a_run_that_fails_midway_leaves_the_earlier_output_as_it_was(tmp_path, monkeypatch, error, code, message):
+    from concurrent.futures.process import BrokenProcessPool
+
+    from policydsl import batch
+
+    path = write_jsonl(tmp_path / "h.jsonl", households(3))
+    out = tmp_path / "rows.jsonl"
+    out.write_text("the rows of last month\n", encoding="utf-8")
+    monkeypatch.setattr(batch, "render_all", _failing_after_one_chunk(
+        BrokenProcessPool() if error == "broken pool" else error))
+    result = run("eval", str(path), "--output", str(out), code=code)
+    assert message in result.stderr and "left as it was" in result.stderr
+    assert out.read_text(encoding="utf-8") == "the rows of last month\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.jsonl", "rows.jsonl"]  # no partial file left
+
+
+def test_the_output_keeps_its_permissions_and_a_new_one_gets_the_usual_ones(tmp_path):
+    path = write_jsonl(tmp_path / "h.jsonl", households(3))
+    out = tmp_path / "rows.jsonl"
+    run("eval", str(path), "--output", str(out))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+    out.chmod(0o640)
+    run("eval", str(path), "--output", str(out))
+    assert out.stat().st_mode & 0o777 == 0o640 and len(out.read_text().splitlines()) == 3
+
+
+def test_rows_that_cannot_be_spooled_go_through_the_pipe(tmp_path):
+    from policydsl.batch import Summary, _spill
+
+    missing = str(tmp_path / "gone")  # a temporary folder that is full or gone
+    assert _spill((b"rows\n", Summary()), 5, missing)[0] == b"rows\n"
+
+
+def _big_file(tmp_path: Path, lines: int) -> Path:
+    line = json.dumps(BASE, ensure_ascii=False).encode("utf-8") + b"\n"
+    path = tmp_path / "big.jsonl"
+    path.write_bytes(line * lines)
+    return path
+
+
+def _policy_command() -> list[str]:
+    import sys
+    return [sys.executable, "-c", "from cli.main import main; main()"]
+
+
+def test_stopping_a_batch_leaves_no_partial_output_and_no_temporary_files(tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    path = _big_file(tmp_path, 60_000)
+    out = tmp_path / "out" / "rows.jsonl"
+    out.parent.mkdir()
+    proc = subprocess.Popen([*_policy_command(), "eval", str(path), "--output", str(out), "--jobs", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=Path(__file__).parent.parent)
+    deadline = time.monotonic() + 30
+    while not any(p.name.startswith(".rows.jsonl.") for p in out.parent.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.01)  # until rows are being written
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the batch finished before it could be stopped")
+    assert proc.returncode == 143 and b"interrupted" in stderr and b"Traceback" not in stderr
+    assert list(out.parent.iterdir()) == []  # neither the output, nor its partial file, nor spooled rows
+
+
+def test_a_reader_that_stops_early_is_not_an_error(tmp_path):
+    import subprocess
+
+    path = _big_file(tmp_path, 3000)
+    proc = subprocess.Popen([*_policy_command(), "eval", str(path), "--jobs", "1"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=Path(__file__).parent.parent)
+    assert proc.stdout is not None
+    proc.stdout.readline()  # as `| head -1` does
+    proc.stdout.close()
+    stderr = proc.stderr.read() if proc.stderr else b""
+    assert proc.wait(timeout=60) == 0
+    assert b"error" not in stderr and b"Traceback" not in stderr and b"Exception" not in stderr

@@ -173,7 +173,7 @@ def test_without_the_native_reader_a_batch_says_so_and_gives_the_same_rows(tmp_p
     monkeypatch.setattr(batch_read, "_fastread", None)
     without = run("eval", str(path), "-j", "1")
     assert without.stdout == with_native.stdout
-    assert "note: the native batch reader was not built" in without.stderr
+    assert "note: this installation has no native batch reader" in without.stderr
     monkeypatch.setenv("POLICYDSL_NATIVE", "0")  # turned off on purpose: nothing to say
     assert "note:" not in run("eval", str(path), "-j", "1").stderr
 
@@ -224,3 +224,9 @@ def test_months_in_any_order_are_read_natively_and_a_month_twice_is_not():
              '{"income_history": {"2019-05": 1, "2019-03": 2, "2019-04": null}}']
     assert compare(POLICY, texts).all()
     assert not compare(POLICY, ['{"income_history": {"2019-03": 1, "2019-01": 2, "2019-03": null}}']).any()
+
+
+def test_the_version_says_whether_the_native_reader_is_built():
+    from tests.test_cli import run
+
+    assert "native batch reader: built" in run("--version").stdout
