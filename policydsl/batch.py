@@ -605,8 +605,10 @@ class Writer:
         self.out.flush()
         if isinstance(rows, Spooled):
             rows.write_to(buffer)
-        else:
-            buffer.write(rows)
+            return
+        view = memoryview(rows)
+        for start in range(0, len(view), 1 << 20):  # in pieces: a reader that has gone (| head) shows at once
+            buffer.write(view[start:start + (1 << 20)])
 
 
 def default_jobs() -> int:
