@@ -410,10 +410,10 @@ class Spooled(NamedTuple):
         buffer.flush()
         with open(self.path, "rb") as rows:
             size = os.fstat(rows.fileno()).st_size
+            copy = getattr(os, "copy_file_range", None)  # Linux: file to file; elsewhere sendfile, also to a pipe
             try:
                 target = buffer.fileno()
-                while size > 0:  # copy_file_range: file to file; sendfile: also to a pipe
-                    copy = getattr(os, "copy_file_range", None)
+                while size > 0:
                     sent = copy(rows.fileno(), target, size) if copy else os.sendfile(target, rows.fileno(), None, size)
                     if sent <= 0:
                         break
