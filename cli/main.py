@@ -298,15 +298,18 @@ def _run_batch(policy: Any, items: Any, day: date | None, fmt: str, output: str 
         reason = worker.why_reference or without_native()
         if reason:
             click.echo(f"note: {reason}", err=True)
-    out, partial = _open_output(output) if output else (sys.stdout, None)
     where = output or "standard output"
     bar: Any = None
-    if show and size:  # a bar over the input evaluated so far
-        bar = click.progressbar(length=size, label="evaluating", file=sys.stderr, show_pos=False, show_eta=True)
-        bar.__enter__()
-    before_term = signal.signal(signal.SIGTERM, _on_term)
+    out: Any = sys.stdout
+    partial: str | None = None
     done_writing = False
+    before_term = signal.signal(signal.SIGTERM, _on_term)
     try:
+        if output:
+            out, partial = _open_output(output)
+        if show and size:  # a bar over the input evaluated so far
+            bar = click.progressbar(length=size, label="evaluating", file=sys.stderr, show_pos=False, show_eta=True)
+            bar.__enter__()
         writer = Writer(out, fmt, policy.report)
         spool = str(Path(output).resolve().parent) if output else None  # worker processes' rows, for a moment
         for rows, part, done in render_all(policy, items, fmt, day, jobs or default_jobs(), compiled, spool, worker):

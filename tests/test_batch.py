@@ -343,8 +343,17 @@ def test_stopping_a_batch_leaves_no_partial_output_and_no_temporary_files(tmp_pa
     proc = subprocess.Popen([*_policy_command(), "eval", str(path), "--output", str(out), "--jobs", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=Path(__file__).parent.parent)
     deadline = time.monotonic() + 30
-    while not any(p.name.startswith(".rows.jsonl.") for p in out.parent.iterdir()) and time.monotonic() < deadline:
-        time.sleep(0.01)  # until rows are being written
+    def writing() -> bool:  # rows are being written to the partial file
+        for p in out.parent.iterdir():
+            try:
+                if p.name.startswith(".rows.jsonl.") and p.stat().st_size:
+                    return True
+            except FileNotFoundError:  # renamed to the output just now: the batch is done
+                pass
+        return False
+
+    while not writing() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
     if proc.returncode == 0:
