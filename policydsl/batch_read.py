@@ -240,7 +240,7 @@ class ColumnReader:
                 leaves[path] = Leaf(_COLUMN_KIND[te.kind], v.astype(bool) if te.kind == "boolean" else v, k,
                                     SCALE.get(te.kind, 1))
         ok = np.frombuffer(ok_bytes, dtype=bool).copy()
-        day = leaves["as_of"].values if "as_of" in leaves else np.frombuffer(as_of, dtype=np.int64)
+        day = np.frombuffer(as_of, dtype=np.int64)
         warnings: list[list[str]] = [[] for _ in range(size)]
         for c, (path, te) in enumerate(self.plan):
             if te.kind == "text":
