@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import sys
-import tempfile
 from collections.abc import Callable
 from datetime import date
 from functools import wraps
@@ -199,6 +198,9 @@ def _batch_items(household: str) -> tuple[Any, str | None]:
         try:
             text = (first + rest).decode("utf-8-sig")
         except UnicodeDecodeError:
+            lines_after = [line for line in rest.splitlines() if line.strip()][:2]
+            if any(map(batch.whole_object, lines_after)):  # JSON Lines whose first line is not UTF-8: its row says so
+                return batch.items_from_lines(io.BytesIO(first + rest), ()), None
             raise UsageError("-: is not UTF-8 text; save it as UTF-8 (files from some Chinese Windows tools "
                              "are GBK-encoded)") from None
         lines = [line for line in text.splitlines() if line.strip()]
@@ -264,6 +266,8 @@ def _open_output(output: str) -> tuple[Any, str | None]:
     """The stream to write the rows to, and the temporary file behind it: the rows go to a file beside
     the output, renamed to it only when every row is written (an earlier output stays as it was if the
     run fails or is stopped). A device, a pipe or a link (/dev/null, a FIFO) is written to directly."""
+    import tempfile  # only batches come here: one household's start-up stays without it
+
     target = Path(output)
     try:
         if target.is_symlink() or (target.exists() and not target.is_file()):

@@ -10,7 +10,9 @@ import os
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from cli.main import main
 from policydsl.batch import CSV_COLUMNS
 from tests.test_cli import EXAMPLE, run
 
@@ -374,3 +376,12 @@ def test_a_reader_that_stops_early_is_not_an_error(tmp_path):
     stderr = proc.stderr.read() if proc.stderr else b""
     assert proc.wait(timeout=60) == 0
     assert b"error" not in stderr and b"Traceback" not in stderr and b"Exception" not in stderr
+
+
+def test_json_lines_on_standard_input_whose_first_line_is_not_utf8_give_an_error_row_for_it():
+    line = json.dumps(BASE, ensure_ascii=False)
+    stdin = "\n".join([line.replace("安居区", "\udcff"), line, line]) + "\n"  # \udcff: the byte 0xff, as read
+    result = CliRunner().invoke(main, ["eval", "-", "-j", "1"], input=stdin.encode("utf-8", "surrogateescape"))
+    rows = [json.loads(row) for row in result.stdout.splitlines()]
+    assert result.exit_code == 0 and len(rows) == 3
+    assert rows[0]["error"]["message"].startswith("is not UTF-8 text") and "eligible" in rows[1]
