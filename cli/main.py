@@ -272,7 +272,12 @@ def _open_output(output: str) -> tuple[Any, str | None]:
     try:
         if target.is_symlink() or (target.exists() and not target.is_file()):
             return open(output, "w", encoding="utf-8", newline=""), None
-        fd, partial = tempfile.mkstemp(dir=target.resolve().parent, prefix=f".{target.name}.", suffix=".partial")
+        try:
+            fd, partial = tempfile.mkstemp(dir=target.resolve().parent, prefix=f".{target.name}.", suffix=".partial")
+        except PermissionError:
+            if not (target.exists() and os.access(target, os.W_OK)):
+                raise
+            return open(output, "w", encoding="utf-8", newline=""), None  # a file we may write, in a folder we may not
         mode = target.stat().st_mode & 0o7777 if target.exists() else 0o666 & ~_umask()
         os.chmod(partial, mode)
         return open(fd, "w", encoding="utf-8", newline=""), partial

@@ -385,3 +385,19 @@ def test_json_lines_on_standard_input_whose_first_line_is_not_utf8_give_an_error
     rows = [json.loads(row) for row in result.stdout.splitlines()]
     assert result.exit_code == 0 and len(rows) == 3
     assert rows[0]["error"]["message"].startswith("is not UTF-8 text") and "eligible" in rows[1]
+
+
+def test_a_file_we_may_write_in_a_folder_we_may_not_is_written_directly(tmp_path, monkeypatch):
+    import tempfile
+
+    def no_new_files(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    path = write_jsonl(tmp_path / "h.jsonl", households(2))
+    out = tmp_path / "rows.jsonl"
+    out.write_text("old\n", encoding="utf-8")
+    monkeypatch.setattr(tempfile, "mkstemp", no_new_files)
+    run("eval", str(path), "--output", str(out), "-j", "1")
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 2
+    result = run("eval", str(path), "--output", str(tmp_path / "new.jsonl"), "-j", "1", code=2)
+    assert "new.jsonl: cannot write it (Permission denied)" in result.stderr
