@@ -856,9 +856,4 @@ def compile_batch(policy: CheckedPolicy) -> BatchEvaluator | None:
     return compiled_or_why(policy)[0]
 
 
-def not_compiled(policy: CheckedPolicy) -> str | None:
-    """Why a policy's batches run on the reference evaluator alone, in words; None when they do not."""
-    return compiled_or_why(policy)[1]
-
-
-__all__ = ["BatchEvaluator", "Lines", "compile_batch", "compiled_or_why", "not_compiled"]
+__all__ = ["BatchEvaluator", "Lines", "compile_batch", "compiled_or_why"]
