@@ -16,6 +16,7 @@ from lark import Lark, Token, Transformer_NonRecursive, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 from lark.lexer import PatternStr
 
+from . import cache as kept
 from . import nodes as n
 from .diagnostics import Diagnostic, PolicyError, UsageError
 
@@ -67,9 +68,9 @@ class _ReservedWords:
 def _parser() -> Lark:
     grammar = resources.files("policydsl").joinpath("grammar.lark").read_text(encoding="utf-8")
     reserved = _ReservedWords()
-    # cache=True: the LALR tables are built once per grammar version and reloaded, keeping start-up fast
+    # the LALR tables take seconds to build: built once per grammar version and reloaded from our cache folder
     lark = Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False, postlex=reserved,
-                cache=True)
+                cache=kept.lark_tables())
     name = re.compile(next(t.pattern.value for t in lark.terminals if t.name == "NAME"))
     reserved.words = {t.pattern.value: t.name for t in lark.terminals
                       if isinstance(t.pattern, PatternStr) and name.fullmatch(t.pattern.value)}
@@ -653,7 +654,8 @@ def _check_depth(policy: n.Policy, text: str) -> None:
 
 
 def parse_file(path: str | Path) -> n.Policy:
-    """Read and parse a policy file, naming it in every diagnostic."""
+    """Read and parse a policy file, naming it in every diagnostic; an unchanged file's AST comes from
+    ``cache`` instead."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8-sig")
@@ -664,4 +666,9 @@ def parse_file(path: str | Path) -> n.Policy:
                          "tools are GBK-encoded)") from None
     except OSError as exc:
         raise UsageError(f"{p}: cannot read the policy file ({exc.strerror})") from None
-    return parse(text, str(path))
+    file = str(path)
+    policy = kept.load(text, file)
+    if policy is None:
+        policy = parse(text, file)
+        kept.store(text, file, policy)
+    return policy
