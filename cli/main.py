@@ -556,5 +556,28 @@ def doc_cmd(file: str | None, fmt: str, lang: str, output: str | None) -> None:
         click.echo(f"wrote {output}", err=True)
 
 
+def run() -> None:
+    """The ``policy`` command: ``main``, then exit without tearing the interpreter down.
+
+    Freeing every object one by one at exit takes about 50 ms after a large batch (numpy, the compiled
+    policy, caches), for nothing: the system frees the memory at once. Files are closed by the commands
+    themselves and worker processes are joined before this returns; standard output and error are flushed
+    here, and if that fails the ordinary exit reports it.
+    """
+    try:
+        main()
+        status: int = 0
+    except SystemExit as exc:
+        if exc.code is not None and not isinstance(exc.code, int):
+            raise  # a message to print: the ordinary exit prints it
+        status = exc.code or 0
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        sys.exit(status)  # let the ordinary exit say what went wrong with the stream
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    main()
+    run()

@@ -331,7 +331,7 @@ def _big_file(tmp_path: Path, lines: int) -> Path:
 
 def _policy_command() -> list[str]:
     import sys
-    return [sys.executable, "-c", "from cli.main import main; main()"]
+    return [sys.executable, "-c", "from cli.main import run; run()"]  # as the installed `policy` starts
 
 
 def test_stopping_a_batch_leaves_no_partial_output_and_no_temporary_files(tmp_path):

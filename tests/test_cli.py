@@ -340,3 +340,25 @@ def test_one_household_written_to_a_file(tmp_path):
     assert "(policy: the bundled anju_2019.policy" in text.read_text(encoding="utf-8")
     failed = run("eval", EXAMPLE, "-o", str(tmp_path / "no" / "such" / "dir.json"), code=2)
     assert "cannot write it" in failed.stderr
+
+
+@pytest.mark.parametrize(("args", "status"), [
+    (["eval", "examples/household.json", "--format", "json"], 0),
+    (["eval", "no-such-household.json"], 2),
+    (["check", "tests/policies/does-not-exist.policy"], 2),
+    (["no-such-command"], 2),
+])
+def test_the_installed_entry_point_keeps_exit_statuses_and_output(args: list[str], status: int) -> None:
+    """``policy`` (cli.main:run) leaves without tearing the interpreter down: its status and every byte
+    it printed must still come out."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", "from cli.main import run; run()", *args], capture_output=True,
+                          cwd=ROOT, check=False)
+    assert done.returncode == status, done.stderr
+    if status == 0:
+        assert json.loads(done.stdout)["primary_category"] == "category_1"
+    else:
+        assert done.stderr.strip() and b"Traceback" not in done.stderr
+
