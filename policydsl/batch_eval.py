@@ -156,6 +156,7 @@ class Chunk:
         self.vars: dict[str, Any] = {}
         self.bits: dict[str, int] = {}
         self.names: list[str] = []
+        self.tables: dict[str, tuple[int, int, np.ndarray, np.ndarray, np.ndarray, int] | None] = {}
 
     def bit(self, path: str) -> int:
         if path not in self.bits:
@@ -461,20 +462,58 @@ def _month_index(ordinals: np.ndarray) -> np.ndarray:
     return days.astype("datetime64[M]").astype(np.int64) + 1970 * 12
 
 
+_TABLE_MONTHS = 240  # a series whose months span more (in one chunk) is searched instead of tabled
+_TABLE_CELLS = 1 << 22
+
+
+def _table(k: Chunk, series: SeriesRef) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray, int] | None:
+    """A series as a table of households × months, made once per chunk, so that reading a month for every
+    household is a gather instead of a sorted search: (first month, months, amounts, given, each
+    household's first cell, largest amount). Each row has one more cell, never given, for months outside
+    the table. None when the months span too far to table."""
+    if series.path not in k.tables:
+        key, values = series.leaf.values
+        size = len(k.cols)
+        table = None
+        if len(key):
+            index = key & ((1 << 20) - 1)
+            low, high = int(index.min()), int(index.max())
+            width = high - low + 2
+            if width <= _TABLE_MONTHS and width * size <= _TABLE_CELLS:
+                cells = (key >> 20) * width + (index - low)
+                amounts = np.zeros(size * width, dtype=np.int64)
+                given = np.zeros(size * width, dtype=bool)
+                amounts[cells] = values
+                given[cells] = True
+                table = (low, width - 1, amounts, given, np.arange(size, dtype=np.int64) * width, _bound(values))
+        k.tables[series.path] = table
+    return k.tables[series.path]
+
+
 def _at(k: Chunk, series: SeriesRef, month: Col) -> Num:
-    """One month of a series for every household (a sorted search in the flattened series); unknown where
-    the month is (its window's date is missing) or the household did not give that month."""
+    """One month of a series for every household; unknown where the month is (its window's date is
+    missing) or the household did not give that month."""
     key, values = series.leaf.values
     size = len(month.values)
-    wanted = (np.arange(size, dtype=np.int64) << 20) | np.maximum(month.values, 0)
-    if len(key):
-        pos = np.minimum(np.searchsorted(key, wanted), len(key) - 1)
-        given = key[pos] == wanted
-        got = np.where(given, values[pos], 0)
-    else:
-        given, got = np.zeros(size, dtype=bool), np.zeros(size, dtype=np.int64)
     month_known = np.broadcast_to(np.asarray(month.known, dtype=bool), (size,))
-    known = given & month_known & (month.values >= 0)  # before year 0: no key YYYY-MM names such a month
+    table = _table(k, series) if size == len(k.cols) else None
+    if table is not None:
+        low, span, amounts, given_cells, first, bound = table
+        offset = np.asarray(month.values, dtype=np.int64) - low
+        cell = first + np.where(offset.view(np.uint64) < span, offset, span)  # negative: far beyond span
+        given = given_cells[cell]  # never for a month before year 0: no key YYYY-MM names one
+        got = amounts[cell]
+        known = given if month.known is True else given & month_known
+    else:
+        if len(key):  # a sorted search in the flattened series
+            wanted = (np.arange(size, dtype=np.int64) << 20) | np.maximum(month.values, 0)
+            pos = np.minimum(np.searchsorted(key, wanted), len(key) - 1)
+            given = key[pos] == wanted
+            got = np.where(given, values[pos], 0)
+        else:
+            given, got = np.zeros(size, dtype=bool), np.zeros(size, dtype=np.int64)
+        known = given & month_known & (month.values >= 0)  # before year 0: no key YYYY-MM names such a month
+        bound = _bound(got)
     den = series.leaf.den
     paths: Any = 0
     if k.track and not known.all():
@@ -485,7 +524,7 @@ def _at(k: Chunk, series: SeriesRef, month: Col) -> Num:
                 continue
             index = int(month.values[i])
             paths[i] = k.bit(f"{series.path}.{index // 12:04d}-{index % 12 + 1:02d}")
-    return Num(got, den, known, _bound(got), den, den, paths=paths)
+    return Num(got, den, known, bound, den, den, paths=paths)
 
 
 def _anchored(value: Any, w: Window) -> Any:

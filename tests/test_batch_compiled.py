@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policydsl import load_policy
+from policydsl import batch_eval, load_policy
 from policydsl.batch import Item, Worker, jsonl_line
 from policydsl.batch_eval import BatchEvaluator, compile_batch, compiled_or_why
 from policydsl.batch_read import ColumnReader, _fastread, parse_units
@@ -45,6 +45,9 @@ def both(policy, texts: list[str], as_of: date | None = None) -> tuple[list, lis
     """(compiled answers, rows through the compiled path with fallback, rows of the reference alone)."""
     items = [Item(f"line {i + 1}", t) for i, t in enumerate(texts)]
     answers = BatchEvaluator(policy).rows(texts, [i.source for i in items], as_of)
+    with pytest.MonkeyPatch.context() as patch:  # months found by a sorted search instead of a table: the same
+        patch.setattr(batch_eval, "_TABLE_MONTHS", 0)
+        assert BatchEvaluator(policy).rows(texts, [i.source for i in items], as_of) == answers
     return answers, Worker(policy, as_of).rows(items), Worker(policy, as_of, compiled=False).rows(items)
 
 
@@ -464,3 +467,17 @@ def test_half_a_character_in_a_key_is_named_printably():
     assert rows == reference
     assert rows[0]["error"]["path"] == "archive.assisted_income_history.\\ud800"
     assert jsonl_line(rows[0]).encode("utf-8")
+
+
+def test_months_too_far_apart_for_a_table_are_searched(monkeypatch):
+    """A chunk whose monthly amounts span more than _TABLE_MONTHS is read by a sorted search: same rows."""
+    tables: list[Any] = []
+    table = batch_eval._table
+    monkeypatch.setattr(batch_eval, "_table", lambda k, series: tables.append(table(k, series)) or tables[-1])
+    far = json.loads(json.dumps(BASE))
+    far["income_history"]["1980-01"] = 1
+    texts = [json.dumps(BASE, ensure_ascii=False), json.dumps(far, ensure_ascii=False)]
+    evaluator = BatchEvaluator(POLICY)
+    answers = evaluator.rows(texts, ["line 1", "line 2"], None)
+    assert None not in answers and tables and None in tables
+    assert answers == [Worker(POLICY, None, compiled=False).row(Item(f"line {i + 1}", t)) for i, t in enumerate(texts)]
