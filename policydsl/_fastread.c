@@ -787,10 +787,10 @@ PyDoc_STRVAR(Reader_read_doc,
              "list. Per column: values (int64 bytes, or None), known (bytes), objects (a list of str for\n"
              "text and enum columns, else None), series ((owner, index, value) int64 bytes, or None).");
 
-static PyObject *Reader_read(Reader *self, PyObject *texts) {
-    PyObject *seq = PySequence_Fast(texts, "read: expected a sequence of texts");
-    if (seq == NULL) return NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+/* The households of ``n`` texts: the items of ``seq`` (str or bytes), or else the spans
+ * [starts[i], ends[i]) of ``buf``. */
+static PyObject *read_all(Reader *self, Py_ssize_t n, PyObject *seq, const char *buf, const int64_t *starts,
+                          const int64_t *ends) {
     int ncols = self->ncols;
     Out *o = PyMem_Calloc(1, sizeof(Out));
     uint8_t *ok = PyMem_Calloc(n ? n : 1, 1);
@@ -833,10 +833,13 @@ static PyObject *Reader_read(Reader *self, PyObject *texts) {
         }
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
         const char *s;
         Py_ssize_t len;
-        if (PyUnicode_Check(item)) {
+        PyObject *item = seq != NULL ? PySequence_Fast_GET_ITEM(seq, i) : NULL;
+        if (item == NULL) {
+            s = buf + starts[i];
+            len = (Py_ssize_t)(ends[i] - starts[i]);
+        } else if (PyUnicode_Check(item)) {
             s = PyUnicode_AsUTF8AndSize(item, &len);
             if (s == NULL) { /* a lone surrogate: not text that UTF-8 can hold */
                 PyErr_Clear();
@@ -916,12 +919,106 @@ done:
     if (o != NULL) out_free(o, ncols);
     PyMem_Free(o);
     PyMem_Free(ok);
+    return result;
+}
+
+static PyObject *Reader_read(Reader *self, PyObject *texts) {
+    PyObject *seq = PySequence_Fast(texts, "read: expected a sequence of texts");
+    if (seq == NULL) return NULL;
+    PyObject *result = read_all(self, PySequence_Fast_GET_SIZE(seq), seq, NULL, NULL, NULL);
     Py_DECREF(seq);
     return result;
 }
 
+PyDoc_STRVAR(Reader_read_spans_doc,
+             "read_spans(buffer, starts, ends) -> as read(texts)\n\n"
+             "The texts are the spans [starts[i], ends[i]) of buffer (bytes); starts and ends are int64\n"
+             "bytes, as lines() gives them.");
+
+static PyObject *Reader_read_spans(Reader *self, PyObject *args) {
+    Py_buffer buf, starts, ends;
+    if (!PyArg_ParseTuple(args, "y*y*y*", &buf, &starts, &ends)) return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t n = starts.len / (Py_ssize_t)sizeof(int64_t);
+    if (starts.len != ends.len || starts.len % (Py_ssize_t)sizeof(int64_t)) {
+        PyErr_SetString(PyExc_ValueError, "read_spans: starts and ends must be int64 of the same length");
+        goto done;
+    }
+    const int64_t *st = starts.buf, *en = ends.buf;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (st[i] < 0 || en[i] < st[i] || en[i] > buf.len) {
+            PyErr_SetString(PyExc_ValueError, "read_spans: a span outside the buffer");
+            goto done;
+        }
+    result = read_all(self, n, NULL, buf.buf, st, en);
+done:
+    PyBuffer_Release(&buf);
+    PyBuffer_Release(&starts);
+    PyBuffer_Release(&ends);
+    return result;
+}
+
+static inline int blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\x0b' || c == '\x0c'; }
+
+PyDoc_STRVAR(lines_doc,
+             "lines(block, before) -> (numbers, starts, ends)\n\n"
+             "The households of a block of whole lines (bytes) that follows ``before`` lines of its file, as\n"
+             "batch.block_lines reads them: each line that is not blank, its number, and the span of its text\n"
+             "without the line end (and without a byte order mark on line 1 of the file); int64 bytes.");
+
+static PyObject *lines(PyObject *module, PyObject *args) {
+    (void)module;
+    Py_buffer view;
+    Py_ssize_t before;
+    if (!PyArg_ParseTuple(args, "y*n", &view, &before)) return NULL;
+    const char *s = view.buf;
+    Py_ssize_t len = view.len, cap = 1, k = 0, line = before;
+    for (const char *p = s; (p = memchr(p, '\n', (size_t)(s + len - p))) != NULL; p++) cap++;
+    int64_t *number = PyMem_Malloc(cap * sizeof(int64_t)), *start = PyMem_Malloc(cap * sizeof(int64_t)),
+            *end = PyMem_Malloc(cap * sizeof(int64_t));
+    PyObject *result = NULL;
+    if (number == NULL || start == NULL || end == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t pos = 0; pos < len;) {
+        const char *nl = memchr(s + pos, '\n', (size_t)(len - pos));
+        Py_ssize_t stop = nl != NULL ? nl - s : len, a = pos, b = stop;
+        line++;
+        while (a < stop && blank(s[a])) a++;
+        if (a < stop) { /* not blank: the text, without the \r of a CRLF line end */
+            while (b > pos && s[b - 1] == '\r') b--;
+            a = pos;
+            if (line == 1 && b - a >= 3 && memcmp(s + a, "\xef\xbb\xbf", 3) == 0) a += 3;
+            number[k] = line;
+            start[k] = a;
+            end[k] = b;
+            k++;
+        }
+        pos = stop + 1;
+    }
+    PyObject *n = as_bytes(number, k * sizeof(int64_t)), *st = as_bytes(start, k * sizeof(int64_t)),
+             *en = as_bytes(end, k * sizeof(int64_t));
+    if (n != NULL && st != NULL && en != NULL) result = PyTuple_Pack(3, n, st, en);
+    Py_XDECREF(n);
+    Py_XDECREF(st);
+    Py_XDECREF(en);
+done:
+    PyMem_Free(number);
+    PyMem_Free(start);
+    PyMem_Free(end);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+static PyMethodDef module_methods[] = {
+    {"lines", (PyCFunction)lines, METH_VARARGS, lines_doc},
+    {NULL, NULL, 0, NULL},
+};
+
 static PyMethodDef Reader_methods[] = {
     {"read", (PyCFunction)Reader_read, METH_O, Reader_read_doc},
+    {"read_spans", (PyCFunction)Reader_read_spans, METH_VARARGS, Reader_read_spans_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -938,8 +1035,8 @@ static PyTypeObject ReaderType = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_fastread",
-    "The native reader of the compiled batch path (optional: batch_read falls back to msgspec).", -1, NULL, NULL,
-    NULL, NULL, NULL,
+    "The native reader of the compiled batch path (optional: batch_read falls back to msgspec).", -1,
+    module_methods, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__fastread(void) {

@@ -275,6 +275,17 @@ class Worker:
             from .batch_eval import compiled_or_why
             self.fast, self.why_reference = compiled_or_why(policy)
 
+    def block_lines(self, data: bytes, rest: bytes, before: int) -> tuple[list[str], Sequence[bytes], dict[int, str]]:
+        """``block_lines``, split by the native reader when this Worker reads with it: the texts then stay
+        spans of the block (a copy of it, when ``rest`` must be joined to its last line)."""
+        if self.fast is not None and self.fast.reader.native is not None:
+            from .batch_read import split_lines
+
+            split = split_lines(data + rest if rest else data, before)
+            if split is not None:
+                return [f"line {number}" for number in split[0]], split[1], {}
+        return block_lines(data, rest, before)
+
     def row(self, item: Item) -> dict[str, Any]:
         head: dict[str, Any] = {"source": item.source}
         if item.problem is not None:
@@ -452,8 +463,8 @@ def _render(sources: list[str], texts: list[str], problems: dict[int, str], size
 def _render_block(path: Path, offset: int, length: int, before: int, fmt: str,
                   spool: str | None) -> tuple[bytes | Spooled, Summary, int]:
     assert _worker is not None
-    return _spill(_worker.render_lists(*block_lines(_read_block(path, offset, length), b"", before), fmt), length,
-                  spool)
+    return _spill(_worker.render_lists(*_worker.block_lines(_read_block(path, offset, length), b"", before), fmt),
+                  length, spool)
 
 
 def chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
@@ -530,7 +541,7 @@ def render_all(policy: CheckedPolicy, items: Iterable[Item], fmt: str, as_of: da
     if jobs <= 1 and isinstance(items, JsonlFile):  # a block of lines at a time, as the processes of --jobs do
         with collecting_less():
             for data, rest, before in items.block_data():
-                yield (*worker.render_lists(*block_lines(data, rest, before), fmt), len(data) + len(rest))
+                yield (*worker.render_lists(*worker.block_lines(data, rest, before), fmt), len(data) + len(rest))
         return
     if jobs <= 1:
         with collecting_less():

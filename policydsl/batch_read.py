@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, overload
 
 import msgspec
 import numpy as np
@@ -52,6 +52,39 @@ _DIGIT = np.zeros(256, dtype=np.int64)
 _DIGIT[48:58] = np.arange(10)
 _NULL_RAW = msgspec.Raw(b"null")
 astuple = msgspec.structs.astuple
+
+
+class Spans(Sequence[bytes]):
+    """The households of a block as spans of its bytes (``_fastread.lines`` finds them): the native reader
+    reads them in place, so no bytes object is made per line; ``spans[i]`` copies one out, for a household
+    handed on to another reader."""
+
+    __slots__ = ("_ends", "_starts", "buffer", "ends", "starts")
+
+    def __init__(self, buffer: bytes, starts: bytes, ends: bytes) -> None:
+        self.buffer, self.starts, self.ends = buffer, starts, ends
+        self._starts, self._ends = memoryview(starts).cast("q"), memoryview(ends).cast("q")
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    @overload
+    def __getitem__(self, i: int) -> bytes: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[bytes]: ...
+    def __getitem__(self, i: int | slice) -> bytes | list[bytes]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return self.buffer[self._starts[i]:self._ends[i]]
+
+
+def split_lines(block: bytes, before: int) -> tuple[list[int], Spans] | None:
+    """(line numbers, texts) of the households of a block of whole lines, as ``batch.block_lines`` reads
+    them, split by the native reader; None where it is not built."""
+    if _fastread is None:
+        return None
+    numbers, starts, ends = _fastread.lines(block, before)
+    return memoryview(numbers).cast("q").tolist(), Spans(block, starts, ends)
 
 
 class Unsupported(Exception):
@@ -226,7 +259,9 @@ class ColumnReader:
         if self.native is None:
             return self._read_texts(texts, range(len(texts)))
         size = len(texts)
-        ok_bytes, as_of, ids, values, known, objects, series = self.native.read(texts)
+        ok_bytes, as_of, ids, values, known, objects, series = (
+            self.native.read_spans(texts.buffer, texts.starts, texts.ends) if isinstance(texts, Spans)
+            else self.native.read(texts))
         leaves: dict[str, Leaf] = {}
         for c, (path, te) in enumerate(self.plan):
             k = np.frombuffer(known[c], dtype=bool)

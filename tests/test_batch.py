@@ -195,12 +195,26 @@ _LINE_PIECES = [b'{"members": 2}', b"", b" ", b"\t", b"\r", b"\x0b", b"\x0c", b"
                 "\ufeff".encode(), b"{not json", "安居区".encode(), b"\r\r"]
 
 
+@pytest.mark.parametrize("native", [False, True])
 @pytest.mark.parametrize("before", [0, 7])
-def test_a_block_read_at_once_gives_what_reading_line_by_line_gives(before):
+def test_a_block_read_at_once_gives_what_reading_line_by_line_gives(before, native):
+    """``block_lines``, and the native reader's ``lines`` (which a Worker reading natively uses instead),
+    number, skip and strip lines as reading the file line by line does."""
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from policydsl.batch import as_text, block_lines, items_from_lines
+    from policydsl.batch import as_text, items_from_lines
+    from policydsl.batch import block_lines as python_block_lines
+    from policydsl.batch_read import _fastread, split_lines
+
+    if native and _fastread is None:
+        pytest.skip("the native reader is not built here")
+
+    def native_block_lines(data: bytes, rest: bytes, before: int):
+        numbers, texts = split_lines(data + rest, before)
+        return [f"line {n}" for n in numbers], list(texts), {}
+
+    block_lines = native_block_lines if native else python_block_lines
 
     @settings(max_examples=300, deadline=None, database=None)
     @given(st.lists(st.lists(st.sampled_from(_LINE_PIECES), max_size=3).map(b"".join), max_size=6),

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from policydsl import load_policy
 from policydsl.batch import Item, Worker
-from policydsl.batch_read import ColumnReader, Columns, _fastread
+from policydsl.batch_read import ColumnReader, Columns, _fastread, split_lines
 from tests.test_batch_compiled import (
     BROAD,
     GENERIC,
@@ -79,7 +79,25 @@ def compare(policy: Any, texts: list[str]) -> np.ndarray:
     extra = [Item(f"line {row + 1}", texts[row]) for row in first.rows if row not in set(only.rows)]
     if extra:
         assert Worker(policy, None).rows(extra) == Worker(policy, None, compiled=False).rows(extra)
+    in_place = read_in_place(native, texts)
+    if in_place is not None:
+        same(in_place, first)
     return np.frombuffer(native.native.read(texts)[0], dtype=bool)
+
+
+def read_in_place(reader: ColumnReader, texts: list[str]) -> Columns | None:
+    """The texts as lines of one block, split by the native ``lines`` and read where they lie
+    (``read_spans``), as a batch reads a file; None for texts that are not one line each."""
+    try:
+        raw = [t.encode("utf-8") for t in texts]
+    except UnicodeEncodeError:  # a lone surrogate: no file holds it
+        return None
+    if any(b"\n" in r or r != r.rstrip(b"\r") or not r.strip(b" \t\r\x0b\x0c") for r in raw) or \
+            raw[0].startswith(b"\xef\xbb\xbf"):
+        return None
+    numbers, spans = split_lines(b"\n".join(raw) + b"\n", 0)
+    assert numbers == list(range(1, len(raw) + 1)) and list(spans) == raw
+    return reader.read(spans)
 
 
 PIECES = ['"', "\\", "\\u0041", "\\ud800", "\\udc00", "\\ud83d\\ude00", "\\n", "{", "}", "[", "]", ":", ",", " ",
@@ -230,3 +248,14 @@ def test_the_version_says_whether_the_native_reader_is_built():
     from tests.test_cli import run
 
     assert "native batch reader: built" in run("--version").stdout
+
+
+def test_spans_outside_the_block_are_refused():
+    reader = ColumnReader(POLICY, native=True).native
+    block = BASE_TEXT.replace("\n", " ").encode("utf-8")
+    at = np.array([0], dtype=np.int64).tobytes()
+    for starts, ends in [(at, np.array([len(block) + 1], dtype=np.int64).tobytes()),
+                         (np.array([-1], dtype=np.int64).tobytes(), at), (at, b"\0" * 4)]:
+        with pytest.raises(ValueError, match="read_spans"):
+            reader.read_spans(block, starts, ends)
+    assert reader.read_spans(block, at, np.array([len(block)], dtype=np.int64).tobytes())[0] == b"\x01"
