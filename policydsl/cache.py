@@ -2,7 +2,7 @@
 Lark's parse tables, in a folder only this user can write to.
 
 Parsing a policy takes about 50 ms, of a start-up of about 150 ms; loading its AST from here takes under
-1 ms. A file is found by a hash of its text, its name and the code that parses it (grammar, parser and
+1 ms. A file is found by a hash of its text, its name and the code that parses it (grammar, syntax and
 AST classes), so an edited policy or a new engine version is parsed afresh. Loading is restricted to the
 AST's own classes, dates and fractions: a planted file cannot run code, it is only ignored. Set
 ``POLICYDSL_CACHE=0`` to keep nothing, ``POLICYDSL_CACHE_DIR`` to choose the folder.
@@ -67,7 +67,7 @@ def _engine() -> bytes:
     """A fingerprint of what turns text into an AST: a change to any of them makes every entry stale."""
     digest = hashlib.sha256(f"{sys.version_info[:2]}".encode())
     here = Path(__file__).resolve().parent
-    for name in ("grammar.lark", "parser.py", "nodes.py"):
+    for name in ("grammar.lark", "syntax.py", "nodes.py"):
         with contextlib.suppress(OSError):
             digest.update((here / name).read_bytes())
     return digest.digest()

@@ -188,3 +188,13 @@ def test_the_command_line_uses_the_cache(folder: Path, tmp_path: Path) -> None:
         done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
         assert done.returncode == 0, done.stderr
     assert len(entries(folder)) == 1
+
+
+def test_a_cached_policy_is_loaded_without_importing_the_parser(folder: Path) -> None:
+    """What makes the cache worth having: Lark is not even imported when the AST is there."""
+    env = {**os.environ, "POLICYDSL_CACHE_DIR": str(folder)}
+    probe = ("import sys; from policydsl import load_policy; load_policy(sys.argv[1]); "
+             "print('lark' in sys.modules)")
+    seen = [subprocess.run([sys.executable, "-c", probe, str(POLICY_FILE)], capture_output=True, text=True, env=env,
+                           check=True).stdout.strip() for _ in range(2)]
+    assert seen == ["True", "False"]
