@@ -234,7 +234,7 @@ class Summary:
             return
         self.count(row["eligible"], row["primary_category"], row["categories"], "warnings" in row)
 
-    def count(self, eligible: bool | None, primary: str | None, categories: list[str], warned: bool,
+    def count(self, eligible: bool | None, primary: str | None, categories: Sequence[str], warned: bool,
               households: int = 1) -> None:
         """Households that were evaluated, alike in what is counted."""
         self.total += households
@@ -275,7 +275,8 @@ class Worker:
             from .batch_eval import compiled_or_why
             self.fast, self.why_reference = compiled_or_why(policy)
 
-    def block_lines(self, data: bytes, rest: bytes, before: int) -> tuple[list[str], Sequence[bytes], dict[int, str]]:
+    def block_lines(self, data: bytes, rest: bytes, before: int) -> tuple[Sequence[str], Sequence[bytes],
+                                                                          dict[int, str]]:
         """``block_lines``, split by the native reader when this Worker reads with it: the texts then stay
         spans of the block (a copy of it, when ``rest`` must be joined to its last line)."""
         if self.fast is not None and self.fast.reader.native is not None:
@@ -283,7 +284,7 @@ class Worker:
 
             split = split_lines(data + rest if rest else data, before)
             if split is not None:
-                return [f"line {number}" for number in split[0]], split[1], {}
+                return (*split, {})
         return block_lines(data, rest, before)
 
     def row(self, item: Item) -> dict[str, Any]:
@@ -328,7 +329,7 @@ class Worker:
         return self.render_lists([i.source for i in items], [i.text for i in items],
                                  {n: i.problem for n, i in enumerate(items) if i.problem is not None}, fmt)
 
-    def render_lists(self, sources: list[str], texts: Sequence[str | bytes], problems: dict[int, str],
+    def render_lists(self, sources: Sequence[str], texts: Sequence[str | bytes], problems: dict[int, str],
                      fmt: str) -> tuple[bytes, Summary]:
         """``render`` of a chunk given as lists: the sources, the texts (str, or UTF-8 bytes as
         ``block_lines`` gives them), why some could not be read."""

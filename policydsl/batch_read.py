@@ -78,13 +78,35 @@ class Spans(Sequence[bytes]):
         return self.buffer[self._starts[i]:self._ends[i]]
 
 
-def split_lines(block: bytes, before: int) -> tuple[list[int], Spans] | None:
-    """(line numbers, texts) of the households of a block of whole lines, as ``batch.block_lines`` reads
+class LineSources(Sequence[str]):
+    """Where each household of a block comes from, "line N", kept as the numbers: the row writer puts
+    them in the rows directly, without making the text "line N" first."""
+
+    __slots__ = ("numbers",)
+
+    def __init__(self, numbers: list[int]) -> None:
+        self.numbers = numbers
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [f"line {number}" for number in self.numbers[i]]
+        return f"line {self.numbers[i]}"
+
+
+def split_lines(block: bytes, before: int) -> tuple[LineSources, Spans] | None:
+    """(sources, texts) of the households of a block of whole lines, as ``batch.block_lines`` reads
     them, split by the native reader; None where it is not built."""
     if _fastread is None:
         return None
     numbers, starts, ends = _fastread.lines(block, before)
-    return memoryview(numbers).cast("q").tolist(), Spans(block, starts, ends)
+    return LineSources(memoryview(numbers).cast("q").tolist()), Spans(block, starts, ends)
 
 
 class Unsupported(Exception):
@@ -113,7 +135,7 @@ class Columns:
     leaves: dict[str, Leaf]
     as_of: np.ndarray  # ordinal of the household's own as_of, 0 where it gives none
     ids: list[Any] = field(default_factory=list)  # the household's 'id' when it gives one, else None
-    warnings: list[list[str]] = field(default_factory=list)  # what the reference reader warns about, each
+    warnings: list[Sequence[str]] = field(default_factory=list)  # what the reference reader warns about, each
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -276,13 +298,13 @@ class ColumnReader:
                                     SCALE.get(te.kind, 1))
         ok = np.frombuffer(ok_bytes, dtype=bool).copy()
         day = np.frombuffer(as_of, dtype=np.int64)
-        warnings: list[list[str]] = [[] for _ in range(size)]
+        warnings: list[Sequence[str]] = [()] * size  # one shared empty tuple: a list for each costs more
         for c, (path, te) in enumerate(self.plan):
             if te.kind == "text":
                 for i, message in self._spaced(path, objects[c]):
                     if warnings[i]:
                         ok[i] = False  # two warnings: their order follows the document's keys
-                    warnings[i].append(message)
+                    warnings[i] = [*warnings[i], message]
         read = Columns(list(range(size)), leaves, day, ids, warnings)
         if ok.all():
             return read
@@ -352,11 +374,11 @@ class ColumnReader:
         day = self._dates(tops["as_of"], ok) if "as_of" in tops else np.zeros(size, dtype=np.int64)
         ids = [None if v is UNSET else _id(v) for v in tops["id"]] if self.has_id else [None] * size
         ok[[i for i, v in enumerate(ids) if v is _ODD_ID]] = False
-        warnings: list[list[str]] = [[] for _ in range(size)]
+        warnings: list[Sequence[str]] = [()] * size
         for i, message in self.spaced:
             if warnings[i]:
                 ok[i] = False  # two warnings: their order follows the document's keys; the reference knows it
-            warnings[i].append(message)
+            warnings[i] = [*warnings[i], message]
         self.spaced.clear()
         columns = Columns(rows, leaves, day, ids, warnings)
         return columns if ok.all() else columns.take(np.flatnonzero(ok))

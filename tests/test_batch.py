@@ -211,8 +211,8 @@ def test_a_block_read_at_once_gives_what_reading_line_by_line_gives(before, nati
         pytest.skip("the native reader is not built here")
 
     def native_block_lines(data: bytes, rest: bytes, before: int):
-        numbers, texts = split_lines(data + rest, before)
-        return [f"line {n}" for n in numbers], list(texts), {}
+        sources, texts = split_lines(data + rest, before)
+        return list(sources), list(texts), {}
 
     block_lines = native_block_lines if native else python_block_lines
 

@@ -95,8 +95,8 @@ def read_in_place(reader: ColumnReader, texts: list[str]) -> Columns | None:
     if any(b"\n" in r or r != r.rstrip(b"\r") or not r.strip(b" \t\r\x0b\x0c") for r in raw) or \
             raw[0].startswith(b"\xef\xbb\xbf"):
         return None
-    numbers, spans = split_lines(b"\n".join(raw) + b"\n", 0)
-    assert numbers == list(range(1, len(raw) + 1)) and list(spans) == raw
+    sources, spans = split_lines(b"\n".join(raw) + b"\n", 0)
+    assert sources.numbers == list(range(1, len(raw) + 1)) and list(spans) == raw
     return reader.read(spans)
 
 
