@@ -508,7 +508,7 @@ def show(report: dict[str, Any]) -> None:
                   f"float64 {e['openfisca_float64']}; {'; '.join(e['near_bound']) or 'no test near a bound'}")
     lat = report["latency"]
     print(f"\npolicydsl in-process, per household ({lat['households']:,} households, warm):\n"
-          f"  compiled path, chunks of {lat['chunk']:,} (a 4 MB block): {lat['compiled_mean_us']:.1f} µs "
+          f"  compiled path, chunks of {lat['chunk']:,} (a block of the file): {lat['compiled_mean_us']:.1f} µs "
           "(read + evaluate + write the rows, "
           f"averaged): reading into columns {lat['compiled_read_us']:.1f} µs, deciding every rule "
           f"{lat['compiled_decide_us']:.1f} µs, deciding again where facts are missing (tracking which) "
