@@ -415,3 +415,22 @@ def test_a_file_we_may_write_in_a_folder_we_may_not_is_written_directly(tmp_path
     assert len(out.read_text(encoding="utf-8").splitlines()) == 2
     result = run("eval", str(path), "--output", str(tmp_path / "new.jsonl"), "-j", "1", code=2)
     assert "new.jsonl: cannot write it (Permission denied)" in result.stderr
+
+
+def test_blocks_cover_the_file_in_whole_lines_and_shrink_towards_its_end(tmp_path, monkeypatch):
+    from policydsl.batch import JsonlFile
+
+    lines = [json.dumps({"n": i, "pad": "x" * (i % 97)}).encode() + b"\n" for i in range(20_000)]
+    path = tmp_path / "h.jsonl"
+    path.write_bytes(b"".join(lines))
+    monkeypatch.setattr(JsonlFile, "BLOCK", 64 << 10)
+    monkeypatch.setattr(JsonlFile, "SMALLEST", 4 << 10)
+    blocks = list(JsonlFile(path).blocks(jobs=2))
+    data = path.read_bytes()
+    assert [offset for offset, _, _ in blocks] == [0, *(o + n for o, n, _ in blocks[:-1])]
+    assert sum(n for _, n, _ in blocks) == len(data)
+    for offset, length, before in blocks:
+        assert data[offset + length - 1:offset + length] == b"\n"  # whole lines
+        assert before == data[:offset].count(b"\n")
+    sizes = [n for _, n, _ in blocks]
+    assert sizes[0] >= 60 << 10 and sizes[-1] < 8 << 10  # big first, small last: the processes finish together
