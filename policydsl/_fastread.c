@@ -1011,8 +1011,181 @@ done:
     return result;
 }
 
+/* A part of the rows written by rows(): what each row gets from it. */
+typedef struct {
+    int kind; /* P_TEXT: the same text in every row; P_EACH: a list, an item per row; P_PICK: texts[index[k]];
+                 P_INT: the decimal digits of values[k] */
+    const char *text;
+    Py_ssize_t len;
+    PyObject *list;
+    const int64_t *numbers;
+    Py_ssize_t count;
+} Part;
+
+enum { P_TEXT, P_EACH, P_PICK, P_INT };
+
+/* The UTF-8 of a str or bytes item; NULL (with an error) for anything else. */
+static const char *utf8_of(PyObject *item, Py_ssize_t *len) {
+    if (PyBytes_Check(item)) {
+        *len = PyBytes_GET_SIZE(item);
+        return PyBytes_AS_STRING(item);
+    }
+    if (PyUnicode_Check(item)) return PyUnicode_AsUTF8AndSize(item, len);
+    PyErr_SetString(PyExc_TypeError, "rows: texts must be str or bytes");
+    return NULL;
+}
+
+static int part_of(PyObject *spec, Part *part, Py_ssize_t n) {
+    memset(part, 0, sizeof(Part));
+    if (PyBytes_Check(spec) || PyUnicode_Check(spec)) {
+        part->kind = P_TEXT;
+        part->text = utf8_of(spec, &part->len);
+        return part->text == NULL ? -1 : 0;
+    }
+    if (PyList_Check(spec)) {
+        if (PyList_GET_SIZE(spec) != n) {
+            PyErr_SetString(PyExc_ValueError, "rows: a list part must have an item per position");
+            return -1;
+        }
+        part->kind = P_EACH;
+        part->list = spec;
+        return 0;
+    }
+    const char *kind;
+    PyObject *a, *b = NULL;
+    Py_buffer view;
+    if (PyTuple_Check(spec) && PyTuple_GET_SIZE(spec) == 3 && PyArg_ParseTuple(spec, "sOO", &kind, &a, &b) &&
+        strcmp(kind, "pick") == 0 && PyList_Check(a)) {
+        part->kind = P_PICK;
+        part->list = a;
+    } else if (PyTuple_Check(spec) && PyTuple_GET_SIZE(spec) == 2 && PyArg_ParseTuple(spec, "sO", &kind, &b) &&
+               strcmp(kind, "int") == 0) {
+        part->kind = P_INT;
+    } else {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "rows: a part is a text, a list, ('pick', texts, index) or ('int', values)");
+        return -1;
+    }
+    if (!PyBytes_Check(b)) {
+        PyErr_SetString(PyExc_TypeError, "rows: indexes and values are int64 bytes");
+        return -1;
+    }
+    if (PyObject_GetBuffer(b, &view, PyBUF_SIMPLE) < 0) return -1;
+    part->numbers = view.buf;
+    part->count = view.len / (Py_ssize_t)sizeof(int64_t);
+    PyBuffer_Release(&view); /* bytes are immutable: the pointer stays valid while the tuple holds them */
+    if (part->count != n || view.len % (Py_ssize_t)sizeof(int64_t)) {
+        PyErr_SetString(PyExc_ValueError, "rows: an index or value per position");
+        return -1;
+    }
+    if (part->kind == P_PICK)
+        for (Py_ssize_t k = 0; k < n; k++)
+            if (part->numbers[k] < 0 || part->numbers[k] >= PyList_GET_SIZE(part->list)) {
+                PyErr_SetString(PyExc_IndexError, "rows: an index outside its texts");
+                return -1;
+            }
+    return 0;
+}
+
+/* The decimal digits of v, written at the end of buf (24 bytes); returns where they start. */
+static char *digits(int64_t v, char *buf, Py_ssize_t *len) {
+    char *end = buf + 24, *p = end;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) *--p = '-';
+    *len = end - p;
+    return p;
+}
+
+/* The text part ``p`` gives row ``k`` (a number is written in ``buf``, 24 bytes). */
+static const char *piece_of(const Part *p, Py_ssize_t k, char *buf, Py_ssize_t *len) {
+    switch (p->kind) {
+    case P_TEXT:
+        *len = p->len;
+        return p->text;
+    case P_EACH:
+        if (PyList_GET_SIZE(p->list) <= k) break;
+        return utf8_of(PyList_GET_ITEM(p->list, k), len);
+    case P_PICK:
+        if (PyList_GET_SIZE(p->list) <= p->numbers[k]) break;
+        return utf8_of(PyList_GET_ITEM(p->list, p->numbers[k]), len);
+    case P_INT:
+        return digits(p->numbers[k], buf, len);
+    }
+    PyErr_SetString(PyExc_RuntimeError, "rows: a part changed while the rows were written");
+    return NULL;
+}
+
+PyDoc_STRVAR(rows_doc,
+             "rows(parts, target, positions) -> None\n\n"
+             "For each k, target[positions[k]] = bytes: the UTF-8 of each part in turn, where a part is a text\n"
+             "(str or bytes) the same in every row, a list (its k-th item), ('pick', texts, index) (texts[index[k]])\n"
+             "or ('int', values) (the digits of values[k]); index and values are int64 bytes. Rows of JSON Lines\n"
+             "are written this way from pieces each made once per column or per group of alike rows.");
+
+static PyObject *rows(PyObject *module, PyObject *args) {
+    (void)module;
+    PyObject *specs, *target, *positions;
+    if (!PyArg_ParseTuple(args, "O!O!O!", &PyList_Type, &specs, &PyList_Type, &target, &PyList_Type, &positions))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(positions), nparts = PyList_GET_SIZE(specs);
+    specs = PySequence_Tuple(specs); /* held for the whole call: the parts' buffers stay alive */
+    if (specs == NULL) return NULL;
+    PyObject *result = NULL;
+    Part *parts = PyMem_Calloc(nparts ? nparts : 1, sizeof(Part));
+    if (parts == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t j = 0; j < nparts; j++)
+        if (part_of(PyTuple_GET_ITEM(specs, j), &parts[j], n) < 0) goto done;
+    const char **text = PyMem_Calloc(nparts ? nparts : 1, sizeof(char *));
+    Py_ssize_t *size = PyMem_Calloc(nparts ? nparts : 1, sizeof(Py_ssize_t));
+    char (*number)[24] = PyMem_Calloc(nparts ? nparts : 1, 24);
+    if (text == NULL || size == NULL || number == NULL) {
+        PyErr_NoMemory();
+        goto free;
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        Py_ssize_t length = 0;
+        for (Py_ssize_t j = 0; j < nparts; j++) { /* the pieces of this row, kept for the copy below */
+            text[j] = piece_of(&parts[j], k, number[j], &size[j]);
+            if (text[j] == NULL) goto free;
+            length += size[j];
+        }
+        PyObject *row = PyBytes_FromStringAndSize(NULL, length);
+        if (row == NULL) goto free;
+        char *at = PyBytes_AS_STRING(row);
+        for (Py_ssize_t j = 0; j < nparts; j++) {
+            memcpy(at, text[j], (size_t)size[j]);
+            at += size[j];
+        }
+        Py_ssize_t position = k < PyList_GET_SIZE(positions) ? PyLong_AsSsize_t(PyList_GET_ITEM(positions, k)) : -1;
+        if (position < 0 || position >= PyList_GET_SIZE(target)) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_IndexError, "rows: a position outside the target");
+            Py_DECREF(row);
+            goto free;
+        }
+        PyList_SetItem(target, position, row); /* steals the row, releases what was there */
+    }
+    result = Py_NewRef(Py_None);
+free:
+    PyMem_Free(text);
+    PyMem_Free(size);
+    PyMem_Free(number);
+    goto done;
+done:
+    PyMem_Free(parts);
+    Py_DECREF(specs);
+    return result;
+}
+
 static PyMethodDef module_methods[] = {
     {"lines", (PyCFunction)lines, METH_VARARGS, lines_doc},
+    {"rows", (PyCFunction)rows, METH_VARARGS, rows_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -343,7 +343,7 @@ class Worker:
                 text, problem = as_text(texts[at], problems.get(at))
                 row = self.row(Item(sources[at], text, 0, problem))
                 summary.add(row)
-                lines.texts[at] = jsonl_line(row)
+                lines.put(at, jsonl_line(row))
             return lines.encode(), summary
         items = []
         for n, (source, raw) in enumerate(zip(sources, texts, strict=True)):

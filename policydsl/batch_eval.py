@@ -19,7 +19,6 @@ property-based test requires both paths to give identical rows; member names are
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -31,7 +30,7 @@ import msgspec
 import numpy as np
 
 from . import nodes as n
-from .batch_read import ColumnReader, Columns, Leaf, LineSources, Unsupported
+from .batch_read import ColumnReader, Columns, Leaf, LineSources, Unsupported, _fastread
 from .checker import CheckedPolicy
 from .evaluator import Evaluator
 
@@ -114,16 +113,23 @@ class Lines:
     ASCII, as a rule, which Python joins and encodes several times faster than text with a Chinese
     title in every row."""
 
-    texts: list[str | None]
+    texts: list[Any]
     head: str = ""
     groups: list[tuple[int, bool | None, str | None, tuple[str, ...]]] = field(default_factory=list)
     warned: int = 0
+    raw: bool = False  # the rows are UTF-8 bytes already, written by _fastread.rows (the head in place)
+
+    def put(self, at: int, text: str) -> None:
+        """Row ``at``, written elsewhere (by the reference)."""
+        self.texts[at] = text.encode("utf-8") if self.raw else text
 
     def encode(self) -> bytes:
         """Every row, as UTF-8 (all must have been written: no None left). Runs of ASCII rows are joined
         and encoded apart from the few rows that are not (a Chinese warning, say): one such row would
         otherwise make Python join and encode the whole chunk character by character, five times slower."""
-        texts: list[str] = self.texts  # type: ignore[assignment]
+        if self.raw:
+            return b"".join(self.texts)
+        texts: list[str] = self.texts
         parts, start = [], 0
         for at in [at for at, text in enumerate(texts) if not text.isascii()]:
             parts += ["".join(texts[start:at]).encode("ascii"), texts[at].encode("utf-8")]
@@ -145,6 +151,7 @@ class Decided:
     reports: list[tuple[str, list[str | None]]]
     decided: np.ndarray
     trouble: np.ndarray
+    report_known: list[np.ndarray] = field(default_factory=list)  # where each reported value is known
 
 
 class Chunk:
@@ -650,7 +657,7 @@ class BatchEvaluator:
 
     def lines(self, texts: Sequence[str | bytes], sources: Sequence[str], as_of: date | None) -> Lines:
         """Like ``rows``, each row already written as a line of JSON Lines, and counted for the summary."""
-        lines = Lines([None] * len(texts), _text(self.head))
+        lines = Lines([None] * len(texts), _text(self.head), raw=self.reader.native is not None)
         self._answer(texts, sources, as_of, lines)
         return lines
 
@@ -714,8 +721,9 @@ class BatchEvaluator:
         decided = np.ones(size, dtype=bool)
         for r in results.values():
             decided &= r.known
-        reports = [self._values(name, fn(k), size) for name, fn in self.reports]
-        return Decided(cols, day, k, results, eligible, status, reports, decided, k.trouble)
+        values = [self._values(name, fn(k), size) for name, fn in self.reports]
+        return Decided(cols, day, k, results, eligible, status, [(name, texts) for name, texts, _ in values], decided,
+                       k.trouble, [known for _, _, known in values])
 
     def _shared(self, d: Decided) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
         """Rule ids in row order, which hold and which stay open (household × rule), and in force."""
@@ -786,7 +794,7 @@ class BatchEvaluator:
     def _write_lines(self, d: Decided, sources: Sequence[str], lines: Lines, which: np.ndarray) -> None:
         """Like ``_write``, each row written straight from pieces of JSON (the same bytes as encoding the
         dict, without making it). Households whose rows agree from "in_force" to "status" (as most do:
-        the same categories, measures and status) share that piece, written once."""
+        the same categories, measures and status) share that piece, made once (``_middle``)."""
         pol = self.policy
         pick = np.flatnonzero(which)
         if not len(pick):
@@ -794,59 +802,94 @@ class BatchEvaluator:
         ordered, held, open_, in_force = self._shared(d)
         eligible = np.where(d.eligible.known, d.eligible.values.astype(np.int64), 2)
         shared = np.column_stack([in_force, eligible, d.status + 1, held])[pick]
-        # one number per household for what its row shares with others, where the bits fit in int64
+        # the groups of alike rows: one number per household where the bits fit in int64
         widths = [1, 2, max(1, len(pol.statuses).bit_length()), *([1] * held.shape[1])]
         if sum(widths) <= 62:
-            shifts = np.cumsum([0, *widths[:-1]])
-            keys = (shared << shifts).sum(axis=1).tolist()
+            packed = (shared << np.cumsum([0, *widths[:-1]])).sum(axis=1)
+            found, first, group, sizes = np.unique(packed, return_index=True, return_inverse=True, return_counts=True)
+            keys: list[Any] = found.tolist()
         else:
-            keys = [tuple(row) for row in shared.tolist()]
+            found, first, group, sizes = np.unique(shared, axis=0, return_index=True, return_inverse=True,
+                                                   return_counts=True)
+            keys = [tuple(row) for row in found.tolist()]
+        group = group.reshape(-1)
         middles = self._middles
         if len(middles) > 100_000:
             middles.clear()
-        for key, first in {key: k for k, key in enumerate(keys) if key not in middles}.items():
-            middles[key] = self._middle(shared[first].tolist())
-        counted: dict[Counted, int] = {}  # households by what the summary counts: far fewer than keys
-        for key, size in Counter(keys).items():
-            part = middles[key][2]
-            counted[part] = counted.get(part, 0) + size
+        for key, at_first in zip(keys, first.tolist(), strict=True):
+            if key not in middles:
+                middles[key] = self._middle(shared[at_first].tolist())
+        pieces = [middles[key] for key in keys]
+        counted: dict[Counted, int] = {}  # households by what the summary counts: far fewer than groups
+        for piece, size in zip(pieces, sizes.tolist(), strict=True):
+            counted[piece[2]] = counted.get(piece[2], 0) + size
         lines.groups += [(size, *part) for part, size in counted.items()]
-        at = pick.tolist()
-        days = d.day[pick].tolist()
-        heads = {day: f'"policy":\0,"as_of":"{date.fromordinal(day).isoformat()}'
-                 for day in set(days)}
-        stale = {day: self._stale(day) for day in heads}
-        stale_text = {day: _warnings_text(warnings) for day, warnings in stale.items()}
+        # the days: the policy and as_of of a row, and the warnings about stale parameters, by day
+        days, on_day = np.unique(d.day[pick], return_inverse=True)
+        days_list, on_day = days.tolist(), on_day.reshape(-1)
+        stale = [self._stale(day) for day in days_list]
+        stale_text = [_warnings_text(warnings) for warnings in stale]
         spaced = d.cols.warnings
-        warnings = [stale_text[day] if not spaced[i] else _warnings_text([*spaced[i], *stale[day]])
-                    for i, day in zip(at, days, strict=True)]
-        lines.warned += len(warnings) - warnings.count("")
+        at = pick.tolist()
+        warnings: Any
+        if any(spaced[i] for i in at):  # a text with spaces at its ends (rare): its own warnings first
+            warnings = [stale_text[j] if not spaced[i] else _warnings_text([*spaced[i], *stale[j]])
+                        for i, j in zip(at, on_day.tolist(), strict=True)]
+            lines.warned += len(warnings) - warnings.count("")
+        else:
+            warnings = ("pick", stale_text, on_day)
+            lines.warned += int(np.bincount(on_day, minlength=len(days))[[bool(t) for t in stale_text]].sum())
+        undetermined: Any = "[]"
+        missing: Any = "[]"
         if d.k.track:
             opened = self._opened(d, ordered, open_, at)
             undetermined = [_text(u) if u else "[]" for u, _ in opened]
             missing = [_text(m) if m else "[]" for _, m in opened]
-        else:
-            undetermined = missing = ["[]"] * len(pick)
-        rows = [d.cols.rows[i] for i in at]
-        ids = d.cols.ids
-        # the pieces of every row, each made by one pass over the households (no call per household)
+        rows = np.asarray(d.cols.rows, dtype=np.int64)[pick]
         if isinstance(sources, LineSources):  # lines of a file, the usual case
-            numbers = sources.numbers
-            source_texts = [f'"line {numbers[row]}"' for row in rows]
+            source: list[Any] = ['"line ', ("int", sources.array[rows]), '"']
         else:
-            source_texts = [sources[row] for row in rows]
-            if _NEEDS_ESCAPE.search("".join(source_texts)):  # a file name with a quote, a backslash…
-                source_texts = [_text(s) for s in source_texts]
-            else:  # as "line 7" always is
-                source_texts = [f'"{s}"' for s in source_texts]
-        id_texts = [("" if x is None else f'"id":{x},' if type(x) is int else _id_text(x))
-                    for x in (ids[i] for i in at)]
-        befores = [middles[key][0] for key in keys]
-        afters = [middles[key][1] for key in keys]
-        texts = lines.texts
-        for row, s, x, day, b, u, a, m, v, w in zip(rows, source_texts, id_texts, days, befores, undetermined, afters,
-                                                    missing, self._values_text(d, pick), warnings, strict=True):
-            texts[row] = f'{{"source":{s},{x}{heads[day]}{b}{u}{a}{m},"values":{v}{w}}}\n'
+            texts = [sources[row] for row in rows.tolist()]
+            source = [[_text(t) for t in texts] if _NEEDS_ESCAPE.search("".join(texts)) else [f'"{t}"' for t in texts]]
+        ids = d.cols.ids
+        ident: Any = "" if ids.count(None) == len(ids) else [
+            "" if x is None else f'"id":{x},' if type(x) is int else _id_text(x) for x in (ids[i] for i in at)]
+        head = _text(self.head) if lines.raw else "\0"  # the policy's object, or its stand-in (Lines.encode)
+        heads = [f'"policy":{head},"as_of":"{date.fromordinal(day).isoformat()}' for day in days_list]
+        values, odd = self._values_parts(d, pick)
+        before = ['{"source":', *source, ",", ident, ("pick", heads, on_day), ("pick", [m[0] for m in pieces], group),
+                  undetermined, ("pick", [m[1] for m in pieces], group), missing, ',"values":']
+        after = [warnings, "}\n"]
+        write = _fastread.rows if lines.raw else _rows
+        write([_int64(part) for part in (*before, *values, *after)], lines.texts, rows.tolist())
+        if odd:  # households with an unknown value: written again, with their own "values" object
+            ks = list(odd)
+            few = [[_at_positions(part, ks) for part in parts] for parts in (before, after)]
+            write([_int64(part) for part in (*few[0], list(odd.values()), *few[1])], lines.texts,
+                  rows[ks].tolist())
+
+    def _values_parts(self, d: Decided, pick: np.ndarray) -> tuple[list[Any], dict[int, str]]:
+        """The "values" object of each household ``pick`` as parts of its row: each value picked from its
+        column (amounts need no escaping); and, by position, the whole object of each household with an
+        unknown value, which leaves that value out."""
+        names = [_text(name) for name, _ in d.reports]
+        if not names:
+            return ["{}"], {}
+        unknown = np.zeros(len(pick), dtype=bool)
+        for known in d.report_known:
+            if not known.all():
+                unknown |= ~known[pick]
+        index = pick.tolist()
+        odd = {k: "{" + ",".join(f'{name}:"{text[index[k]]}"' for name, (_, text) in zip(names, d.reports, strict=True)
+                                 if text[index[k]] is not None) + "}" for k in np.flatnonzero(unknown).tolist()}
+        parts: list[Any] = ["{"]
+        for j, (name, (_, text), known) in enumerate(zip(names, d.reports, d.report_known, strict=True)):
+            chosen = pick
+            if not known.all():  # an unknown value points at a stand-in: its row is written again
+                chosen = np.where(known, np.arange(len(text)), len(text))[pick]
+                text = [*text, ""]
+            parts += [("," if j else "") + f'{name}:"', ("pick", text, chosen), '"']
+        return [*parts, "}"], odd
 
     def _middle(self, shared: list[int]) -> tuple[str, str, Counted]:
         """The pieces of a row from "in_force" to "undetermined" and from "measures" to "missing", for
@@ -863,21 +906,9 @@ class BatchEvaluator:
                 f',"measures":{_text(meas)},"status":{_text(pol.statuses[status - 1].id) if status else "null"},'
                 '"missing":', (answer, cats[0] if cats else None, tuple(cats)))
 
-    def _values_text(self, d: Decided, pick: np.ndarray) -> list[str]:
-        """The "values" object of each household ``pick``, as JSON text (amounts need no escaping)."""
-        names = [_text(name) for name, _ in d.reports]
-        if not names:
-            return ["{}"] * len(pick)
-        columns = [[text[i] for i in pick.tolist()] for _, text in d.reports] if len(pick) < len(d.cols) \
-            else [text for _, text in d.reports]
-        template = "{" + ",".join(f'{name}:"%s"' for name in names) + "}"  # names are identifiers: no % in them
-        return [template % row if None not in row else "{" + ",".join(
-            f'{name}:"{v}"' for name, v in zip(names, row, strict=True) if v is not None) + "}"
-            for row in zip(*columns, strict=True)]
-
-    def _values(self, name: str, v: Num, size: int) -> tuple[str, list[str | None]]:
+    def _values(self, name: str, v: Num, size: int) -> tuple[str, list[str | None], np.ndarray]:
         """A reported value per household, written as the reference writes it (None where unknown):
-        an amount, or a fraction, to the cent rounded half up; a whole number as it is."""
+        an amount, or a fraction, to the cent rounded half up; a whole number as it is. And where it is known."""
         big = _big(2 * v.bound * 100 + v.dbound, 2 * v.dbound)
         num = np.broadcast_to(_exact(np.asarray(v.num), big), (size,))
         den = np.broadcast_to(_exact(np.asarray(v.den), big), (size,))
@@ -887,13 +918,50 @@ class BatchEvaluator:
         money = self.policy.symbols[name].type.kind == "money"
         if money and known.all() and not (num < 0).any():  # the usual case, written the quick way
             return name, [f"{w}{_CENTS[c]}" for w, c in zip((cents // 100).tolist(), (cents % 100).tolist(),
-                                                              strict=True)]
+                                                              strict=True)], known
         whole = np.zeros(size, dtype=bool) if money else (num % den == 0)
         texts: list[str | None] = [
             None if not ok else str(n_ // d_) if w else f"{s_}{c // 100}.{c % 100:02d}"
             for ok, w, n_, d_, c, s_ in zip(known.tolist(), whole.tolist(), num.tolist(), den.tolist(),
                                             cents.tolist(), sign.tolist(), strict=True)]
-        return name, texts
+        return name, texts, known
+
+
+def _at_positions(part: Any, ks: list[int]) -> Any:
+    """A part of a row (see ``_rows``) for only the positions ``ks``."""
+    if isinstance(part, list):
+        return [part[k] for k in ks]
+    if isinstance(part, tuple):
+        kind, *rest, numbers = part
+        return (kind, *rest, numbers[ks])
+    return part
+
+
+def _int64(part: Any) -> Any:
+    """A part of a row as ``_fastread.rows`` takes it: indexes and numbers as int64 bytes."""
+    if isinstance(part, tuple):
+        kind, *rest, numbers = part
+        return (kind, *rest, np.ascontiguousarray(numbers, dtype=np.int64).tobytes())
+    return part
+
+
+def _rows(parts: list[Any], target: list[Any], positions: list[int]) -> None:
+    """``_fastread.rows`` in Python, where the native reader is not used (rows stay text, see Lines):
+    ``target[positions[k]]`` = each part's text for row k joined, a part being a text, a list (its k-th
+    item), ('pick', texts, index) (texts[index[k]]) or ('int', values)."""
+    columns: list[Any] = [[""] * len(positions)]
+    for part in parts:
+        if isinstance(part, (str, bytes)):
+            columns.append([part.decode("utf-8") if isinstance(part, bytes) else part] * len(positions))
+        elif isinstance(part, list):
+            columns.append(part)
+        elif part[0] == "pick":
+            texts = part[1]
+            columns.append([texts[i] for i in np.frombuffer(part[2], dtype=np.int64).tolist()])
+        else:
+            columns.append([str(v) for v in np.frombuffer(part[1], dtype=np.int64).tolist()])
+    for position, pieces in zip(positions, zip(*columns, strict=True), strict=True):
+        target[position] = "".join(pieces)
 
 
 def compiled_or_why(policy: CheckedPolicy) -> tuple[BatchEvaluator | None, str | None]:

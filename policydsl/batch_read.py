@@ -82,10 +82,11 @@ class LineSources(Sequence[str]):
     """Where each household of a block comes from, "line N", kept as the numbers: the row writer puts
     them in the rows directly, without making the text "line N" first."""
 
-    __slots__ = ("numbers",)
+    __slots__ = ("array", "numbers")
 
-    def __init__(self, numbers: list[int]) -> None:
-        self.numbers = numbers
+    def __init__(self, numbers: bytes) -> None:
+        self.array = np.frombuffer(numbers, dtype=np.int64)
+        self.numbers: list[int] = self.array.tolist()
 
     def __len__(self) -> int:
         return len(self.numbers)
@@ -106,7 +107,7 @@ def split_lines(block: bytes, before: int) -> tuple[LineSources, Spans] | None:
     if _fastread is None:
         return None
     numbers, starts, ends = _fastread.lines(block, before)
-    return LineSources(memoryview(numbers).cast("q").tolist()), Spans(block, starts, ends)
+    return LineSources(numbers), Spans(block, starts, ends)
 
 
 class Unsupported(Exception):

@@ -259,3 +259,42 @@ def test_spans_outside_the_block_are_refused():
         with pytest.raises(ValueError, match="read_spans"):
             reader.read_spans(block, starts, ends)
     assert reader.read_spans(block, at, np.array([len(block)], dtype=np.int64).tobytes())[0] == b"\x01"
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(st.integers(0, 6).flatmap(lambda n: st.tuples(st.just(n), st.lists(st.one_of(
+    st.text(max_size=4),
+    st.lists(st.text(max_size=3), min_size=n, max_size=n),
+    st.tuples(st.just("pick"), st.lists(st.text(max_size=3), min_size=1, max_size=3)).flatmap(
+        lambda p: st.tuples(st.just(p[0]), st.just(p[1]),
+                            st.lists(st.integers(0, len(p[1]) - 1), min_size=n, max_size=n))),
+    st.tuples(st.just("int"), st.lists(st.integers(-2**63, 2**63 - 1), min_size=n, max_size=n))), max_size=6))))
+def test_rows_are_written_as_the_python_writer_writes_them(case):
+    """_fastread.rows (the native tier's row writer) against batch_eval._rows (the other tier's)."""
+    from policydsl.batch_eval import _int64, _rows
+
+    n, parts = case
+    parts = [_int64(part) for part in parts
+             if not isinstance(part, str) or "\ud800" not in part]  # texts are UTF-8 (no lone surrogates)
+    positions = list(range(n))[::-1]
+    native, python = [None] * n, [None] * n
+    _fastread.rows(parts, native, positions)
+    _rows(parts, python, positions)
+    assert [row.decode("utf-8") for row in native] == python
+
+
+@pytest.mark.parametrize(("parts", "error"), [
+    ([["a"]], ValueError),  # a list of another length
+    ([("pick", ["a"], np.array([0, 1], dtype=np.int64).tobytes())], IndexError),
+    ([("int", b"12345")], ValueError),
+    ([("int", [1, 2])], TypeError),
+    ([("other", b"")], TypeError),
+    ([3], TypeError),
+    ([[b"a", 3]], TypeError),
+])
+def test_rows_refuses_what_it_cannot_write(parts, error):
+    target = [None, None]
+    with pytest.raises(error):
+        _fastread.rows(parts, target, [0, 1])
+    with pytest.raises(IndexError):
+        _fastread.rows(["a"], target, [0, 5])
