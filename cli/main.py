@@ -20,6 +20,10 @@ from typing import Any, TypeVar
 
 import click
 
+# numpy's OpenBLAS starts a thread per core, which then spin on the cores that batch processes use; policydsl
+# only does elementwise work, in processes of its own (before numpy is imported; an explicit setting wins)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 from policydsl import __version__, default_policy_path, load_policy
 from policydsl.diagnostics import PolicyDslError, PolicyError, UsageError
 from policydsl.evaluator import Evaluator
