@@ -916,9 +916,12 @@ class BatchEvaluator:
         cents = (2 * abs(num) * 100 + den) // (2 * den)
         sign = np.where((num < 0) & (cents > 0), "-", "")
         money = self.policy.symbols[name].type.kind == "money"
-        if money and known.all() and not (num < 0).any():  # the usual case, written the quick way
-            return name, [f"{w}{_CENTS[c]}" for w, c in zip((cents // 100).tolist(), (cents % 100).tolist(),
-                                                              strict=True)], known
+        if money and not (num < 0)[known].any():  # the usual case, written the quick way
+            quick: list[str | None] = [f"{w}{_CENTS[c]}" for w, c in zip((cents // 100).tolist(),
+                                                                        (cents % 100).tolist(), strict=True)]
+            for i in np.flatnonzero(~known).tolist():
+                quick[i] = None
+            return name, quick, known
         whole = np.zeros(size, dtype=bool) if money else (num % den == 0)
         texts: list[str | None] = [
             None if not ok else str(n_ // d_) if w else f"{s_}{c // 100}.{c % 100:02d}"
