@@ -101,7 +101,7 @@ class JsonlFile:
     read themselves (so that the main process does not read, decode and send every line)."""
 
     BLOCK = 1 << 23  # bytes at most: about 10,000 households (bigger chunks share numpy's fixed costs)
-    SMALLEST = 1 << 20  # bytes at least, however many processes share a small file
+    SMALLEST = 2 << 20  # bytes at least: each block has fixed costs (about 4 ms)
     PER_PROCESS = 16 << 20  # bytes (about 20,000 households) for each process: a smaller file needs fewer
 
     def __init__(self, path: Path) -> None:
@@ -122,7 +122,7 @@ class JsonlFile:
         view = memoryview(buffer)
         with open(self.path, "rb") as stream:
             while True:
-                size = stream.readinto(view[:min(self.BLOCK, max(self.SMALLEST, remaining // (2 * jobs)))])
+                size = stream.readinto(view[:min(self.BLOCK, max(self.SMALLEST, remaining // jobs))])
                 if not size:
                     return
                 rest = stream.readline()  # to the end of the line
