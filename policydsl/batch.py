@@ -111,18 +111,19 @@ class JsonlFile:
         with open(self.path, "rb") as stream:
             yield from items_from_lines(stream)
 
-    def blocks(self, jobs: int = 1) -> Iterator[tuple[int, int, int]]:
+    def blocks(self, jobs: int = 1, largest: int | None = None) -> Iterator[tuple[int, int, int]]:
         """(offset, length, lines before it) of each block, cut after a newline, for ``jobs`` processes.
-        A block is a share of what remains of the file (between SMALLEST and BLOCK), so blocks shrink
-        towards its end and the processes finish together. Read into one reused buffer, since only
-        their newlines are counted here."""
+        A block is a share of what remains of the file (between SMALLEST and ``largest``, BLOCK unless
+        given), so blocks shrink towards its end and the processes finish together. Read into one reused
+        buffer, since only their newlines are counted here."""
         offset = lines = 0
         remaining = self.path.stat().st_size
-        buffer = bytearray(self.BLOCK)
+        largest = largest or self.BLOCK
+        buffer = bytearray(largest)
         view = memoryview(buffer)
         with open(self.path, "rb") as stream:
             while True:
-                size = stream.readinto(view[:min(self.BLOCK, max(self.SMALLEST, remaining // jobs))])
+                size = stream.readinto(view[:min(largest, max(self.SMALLEST, remaining // jobs))])
                 if not size:
                     return
                 rest = stream.readline()  # to the end of the line
@@ -492,7 +493,10 @@ def _parallel(worker: Worker, items: Iterable[Item], jobs: int, task: Any, *extr
     policy_file = worker.policy.policy.header.span.file
     work: Iterator[tuple[Any, ...]]
     if isinstance(items, JsonlFile) and task is _render:  # each process reads its own blocks of the file
-        task, work = _render_block, ((items.path, *block) for block in items.blocks(jobs))
+        # the msgspec reader holds every household as objects: half the block keeps its processes as small
+        largest = JsonlFile.BLOCK if worker.fast is not None and worker.fast.reader.native is not None else \
+            JsonlFile.BLOCK // 2
+        task, work = _render_block, ((items.path, *block) for block in items.blocks(jobs, largest))
     else:  # chunks as two lists of texts: far quicker to send than Items
         work = (([i.source for i in chunk], [i.text for i in chunk],
                  {n: i.problem for n, i in enumerate(chunk) if i.problem is not None}, sum(i.size for i in chunk))
