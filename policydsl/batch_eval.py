@@ -108,10 +108,11 @@ class Lines:
     batch's summary counts of them: (households, eligible, primary category, categories) per group of
     households whose rows agree on those, and how many carry warnings.
 
-    In ``texts`` the policy's object ({"id":…,"title":…}, the same in every row) stands as one NUL
-    character, which JSON text never holds raw; ``encode`` writes it out. The rows are then plain
-    ASCII, as a rule, which Python joins and encodes several times faster than text with a Chinese
-    title in every row."""
+    With the native extension (``raw``), the rows are UTF-8 bytes, written whole by ``_fastread.rows``.
+    Without it they are text, in which the policy's object ({"id":…,"title":…}, the same in every row)
+    stands as one NUL character, which JSON text never holds raw, and ``encode`` writes it out: the
+    rows are then plain ASCII, as a rule, which Python joins and encodes several times faster than text
+    with a Chinese title in every row."""
 
     texts: list[Any]
     head: str = ""
