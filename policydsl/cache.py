@@ -1,11 +1,14 @@
 """What is kept between runs, so that an unchanged policy is not parsed again: each policy file's AST and
-Lark's parse tables, in a folder only this user can write to.
+the grammar's parse tables, in a folder only this user can write to.
 
 Parsing a policy takes about 50 ms, of a start-up of about 150 ms; loading its AST from here takes under
-1 ms. A file is found by a hash of its text, its name and the code that parses it (grammar, syntax and
-AST classes), so an edited policy or a new engine version is parsed afresh. Loading is restricted to the
-AST's own classes, dates and fractions: a planted file cannot run code, it is only ignored. Set
-``POLICYDSL_CACHE=0`` to keep nothing, ``POLICYDSL_CACHE_DIR`` to choose the folder.
+1 ms. Building the grammar's tables takes seconds: they are kept too. An AST is found by a hash
+of its text, its name and the code that parses it (grammar, syntax and AST classes, the versions of
+policydsl, Lark and Python), so an edited policy or a new engine parses afresh; where that code cannot be
+read (an install in a zip file), nothing is kept. Nothing read back here can run code: the tables are
+unpickled as plain data only (no class or function allowed), an AST with only its own classes, dates and
+fractions; an AST whose text or file name is not the policy's is not used. Set ``POLICYDSL_CACHE=0`` to keep nothing,
+``POLICYDSL_CACHE_DIR`` to choose the folder.
 """
 
 from __future__ import annotations
@@ -26,14 +29,15 @@ from . import nodes as n
 
 KEEP = 200  # parsed files at most; the oldest go first
 _SUFFIX = ".ast"
+_TABLES = ".tables"
 
 
 @cache
 def folder() -> Path | None:
     """The cache folder, made if need be: the first of $POLICYDSL_CACHE_DIR, $XDG_CACHE_HOME/policydsl,
     ~/.cache/policydsl and a folder of this user's in the system's temporary one that is (or can be made)
-    private. None when caching is off or none is."""
-    if os.environ.get("POLICYDSL_CACHE", "1").strip().lower() in ("0", "no", "off", "false"):
+    private and writable. None when caching is off, the parsing code cannot be read, or no folder will do."""
+    if os.environ.get("POLICYDSL_CACHE", "1").strip().lower() in ("0", "no", "off", "false") or _engine() is None:
         return None
     user = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
     chosen, xdg = os.environ.get("POLICYDSL_CACHE_DIR"), os.environ.get("XDG_CACHE_HOME")
@@ -41,47 +45,61 @@ def folder() -> Path | None:
     if xdg:
         candidates.append(Path(xdg) / "policydsl")
     with contextlib.suppress(RuntimeError):  # no home folder
-        candidates.append(Path.home() / ".cache" / "policydsl")
+        home = Path.home()
+        if str(home) not in ("", "/", "."):
+            candidates.append(home / ".cache" / "policydsl")
     candidates.append(Path(tempfile.gettempdir()) / f"policydsl-cache-{user}")
     for path in candidates:
         with contextlib.suppress(OSError):
             if path.is_absolute():
                 path.mkdir(mode=0o700, parents=True, exist_ok=True)
-                if _private(path):
+                if _private(path) and os.access(path, os.W_OK | os.X_OK):
                     return path
     return None
 
 
 def _private(path: Path) -> bool:
-    """Whether only this user can put files in ``path`` (so that nothing in it was planted by another)."""
+    """Whether only this user can put files in ``path``: it is a folder of theirs that others cannot write
+    to, and no folder above it lets someone else swap it (each is theirs or root's, and writable by
+    others only if sticky, as /tmp is)."""
     info = path.lstat()
     if not stat.S_ISDIR(info.st_mode):
         return False
     if not hasattr(os, "getuid"):  # Windows: a user's own profile folders are private already
         return True
-    return info.st_uid == os.getuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    me = os.getuid()
+    if info.st_uid != me or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return False
+    for above in path.parents:
+        up = above.stat()
+        if up.st_uid not in (me, 0) or (up.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not up.st_mode & stat.S_ISVTX):
+            return False
+    return True
 
 
 @cache
-def _engine() -> bytes:
-    """A fingerprint of what turns text into an AST: a change to any of them makes every entry stale."""
-    digest = hashlib.sha256(f"{sys.version_info[:2]}".encode())
+def _engine() -> bytes | None:
+    """A fingerprint of what turns text into an AST, so that a change to any of it makes every entry stale;
+    None where those files cannot be read (then nothing is kept)."""
+    from importlib.util import find_spec
+
+    from . import __version__
+
+    digest = hashlib.sha256(f"{sys.version_info[:2]} {__version__}".encode())
     here = Path(__file__).resolve().parent
-    for name in ("grammar.lark", "syntax.py", "nodes.py"):
-        with contextlib.suppress(OSError):
-            digest.update((here / name).read_bytes())
+    lark = find_spec("lark")  # its __init__ holds its version: found without importing it
+    if lark is None or not lark.origin:
+        return None
+    try:
+        for path in (here / "grammar.lark", here / "syntax.py", here / "nodes.py", Path(lark.origin)):
+            digest.update(path.read_bytes())
+    except OSError:
+        return None
     return digest.digest()
 
 
-def lark_tables() -> str | bool:
-    """Where Lark keeps the grammar's parse tables (building them takes seconds): a file in the private
-    folder, or False (built every time) rather than Lark's default, a predictable name in a shared one."""
-    place = folder()
-    return str(place / f"lark-{_engine().hex()[:32]}.pickle") if place is not None else False
-
-
 def _key(text: str, file: str) -> str:
-    return hashlib.sha256(_engine() + file.encode("utf-8", "surrogatepass") + b"\0"
+    return hashlib.sha256((_engine() or b"") + file.encode("utf-8", "surrogatepass") + b"\0"
                           + text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -110,25 +128,65 @@ def load(text: str, file: str) -> n.Policy | None:
         policy = _AstOnly(io.BytesIO(data)).load()
     except Exception:  # absent, unreadable, truncated, from elsewhere: parsed afresh and written again
         return None
-    return policy if isinstance(policy, n.Policy) else None
+    if not isinstance(policy, n.Policy) or policy.source != text or policy.sources != {file: text} \
+            or policy.header.span.file != file:
+        return None  # not this policy's tree: parsed afresh
+    return policy
 
 
 def store(text: str, file: str, policy: n.Policy) -> None:
     """Keep the AST of this text of this file (quietly nothing if the folder takes no file)."""
     place = folder()
+    if place is not None:
+        with contextlib.suppress(pickle.PicklingError, RecursionError):
+            _write(place / (_key(text, file) + _SUFFIX), pickle.dumps(policy, protocol=pickle.HIGHEST_PROTOCOL))
+            _prune(place)
+
+
+class _PlainOnly(pickle.Unpickler):
+    """Unpickles plain data only (dicts, lists, tuples, numbers, texts): no class, no function."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"{module}.{name} is not plain data")
+
+
+def load_tables(name: str) -> Any:
+    """The grammar's parse tables kept under ``name`` (plain data, as ``store_tables`` wrote them), or None."""
+    place = folder()
+    if place is None:
+        return None
+    try:
+        return _PlainOnly(io.BytesIO((place / f"{name}{_TABLES}").read_bytes())).load()
+    except Exception:  # absent, unreadable, damaged, or not plain data: built again
+        return None
+
+
+def store_tables(name: str, tables: Any) -> None:
+    """Keep the grammar's parse tables (plain data) under ``name``; older tables are removed."""
+    place = folder()
     if place is None:
         return
-    target = place / (_key(text, file) + _SUFFIX)
-    with contextlib.suppress(OSError, pickle.PicklingError, RecursionError):
-        fd, name = tempfile.mkstemp(dir=place, suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                pickle.dump(policy, out, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(name, target)
-        finally:
+    target = place / f"{name}{_TABLES}"
+    with contextlib.suppress(pickle.PicklingError, RecursionError):
+        _write(target, pickle.dumps(tables, protocol=pickle.HIGHEST_PROTOCOL))
+    for old in place.glob("lark-*" + _TABLES):
+        if old != target:
+            with contextlib.suppress(OSError):
+                old.unlink()
+
+
+def _write(target: Path, data: bytes) -> None:
+    """``data`` as the file ``target``, whole or not at all (quietly nothing if the folder takes no file)."""
+    name = None
+    try:
+        fd, name = tempfile.mkstemp(dir=target.parent, suffix=".part")
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(name, target)
+    except OSError:
+        if name is not None:
             with contextlib.suppress(OSError):
                 os.unlink(name)
-        _prune(place)
 
 
 def _prune(place: Path) -> None:

@@ -5,7 +5,9 @@ alone takes about 20 ms to import."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import re
 from collections.abc import Iterator
 from datetime import date
@@ -15,8 +17,10 @@ from importlib import resources
 from typing import Any
 
 from lark import Lark, Token, Transformer_NonRecursive, Tree, v_args
+from lark import __version__ as lark_version
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
-from lark.lexer import PatternStr
+from lark.grammar import Rule
+from lark.lexer import PatternStr, TerminalDef
 
 from . import cache as kept
 from . import nodes as n
@@ -66,13 +70,26 @@ class _ReservedWords:
                 yield tok
 
 
+_NOT_KEPT = ("cache", "postlex", "transformer", "lexer_callbacks", "edit_terminals", "tree_class", "_plugins")
+
+
 @cache
 def _parser() -> Lark:
+    """The grammar's LALR parser. Its tables take seconds to build: they are kept (``cache``) as plain data,
+    read back without letting a file run code, unlike the pickle Lark's own cache would load."""
     grammar = resources.files("policydsl").joinpath("grammar.lark").read_text(encoding="utf-8")
     reserved = _ReservedWords()
-    # the LALR tables take seconds to build: built once per grammar version and reloaded from our cache folder
-    lark = Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False, postlex=reserved,
-                cache=kept.lark_tables())
+    kept_as = "lark-" + hashlib.sha256((grammar + lark_version).encode()).hexdigest()[:32]
+    tables = kept.load_tables(kept_as)
+    lark = None
+    if isinstance(tables, dict):
+        with contextlib.suppress(Exception):  # tables from an older Lark, or damaged: built again below
+            lark = Lark._load_from_dict(tables["data"], tables["memo"], postlex=reserved, propagate_positions=True)
+    if lark is None:
+        lark = Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False, postlex=reserved)
+        data, memo = lark.memo_serialize([TerminalDef, Rule])
+        data["options"] = {k: v for k, v in data["options"].items() if k not in _NOT_KEPT}
+        kept.store_tables(kept_as, {"data": data, "memo": memo})
     name = re.compile(next(t.pattern.value for t in lark.terminals if t.name == "NAME"))
     reserved.words = {t.pattern.value: t.name for t in lark.terminals
                       if isinstance(t.pattern, PatternStr) and name.fullmatch(t.pattern.value)}

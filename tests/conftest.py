@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -11,6 +14,10 @@ from typing import Any
 import pytest
 
 from policydsl import CheckedPolicy, Evaluator, Result, load_json, load_policy, read_household
+
+# the tests keep parsed policies in a cache folder of their own (subprocesses too), not the user's
+if "POLICYDSL_CACHE_DIR" not in os.environ:  # (this module is also imported as tests.conftest)
+    os.environ["POLICYDSL_CACHE_DIR"] = tempfile.mkdtemp(prefix="policydsl-test-cache-")
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY_FILE = ROOT / "policies" / "anju_2019.policy"
@@ -34,6 +41,13 @@ MINI_BODY = '''category c1 "一" clause "第一条"
   requires yearly >= 0
   requires flag
 '''
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_cache() -> Iterator[None]:
+    yield
+    if Path(os.environ["POLICYDSL_CACHE_DIR"]).name.startswith("policydsl-test-cache-"):
+        shutil.rmtree(os.environ["POLICYDSL_CACHE_DIR"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

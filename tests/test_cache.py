@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pickle
+import shutil
 import stat
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from policydsl import PolicyError, cache, load_policy, parse_file
+from policydsl import PolicyError, cache, load_policy, parse_file, syntax
 from policydsl import parser as parser_module
 from tests.conftest import MINI_BODY, MINI_HEADER, POLICY_FILE
 
@@ -23,11 +24,18 @@ from tests.conftest import MINI_BODY, MINI_HEADER, POLICY_FILE
 @pytest.fixture
 def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     place = tmp_path / "cache"
+    place.mkdir(mode=0o700)
+    session = Path(os.environ["POLICYDSL_CACHE_DIR"])  # the tests' own (conftest.py)
+    for tables in session.glob("lark-*.tables"):  # built once (seconds) for the whole session
+        shutil.copy(tables, place)
     monkeypatch.setenv("POLICYDSL_CACHE_DIR", str(place))
     monkeypatch.delenv("POLICYDSL_CACHE", raising=False)
     cache.folder.cache_clear()
     yield place
     cache.folder.cache_clear()
+    for tables in place.glob("lark-*.tables"):
+        if session.is_dir() and not (session / tables.name).exists():
+            shutil.copy(tables, session)
 
 
 def same(a: Any, b: Any) -> bool:
@@ -156,7 +164,7 @@ def test_cache_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cache.folder.cache_clear()
     try:
         assert cache.folder() is None
-        assert cache.lark_tables() is False
+        assert cache.load_tables("lark-anything") is None
         parse_file(POLICY_FILE)
         assert not (tmp_path / "cache").exists()
     finally:
@@ -176,9 +184,78 @@ def test_old_entries_are_pruned(folder: Path, tmp_path: Path, monkeypatch: pytes
     assert entries(folder) == sorted(kept[2:])
 
 
-def test_lark_tables_live_in_the_private_folder(folder: Path) -> None:
-    tables = cache.lark_tables()
-    assert isinstance(tables, str) and Path(tables).parent == folder
+def _fresh_parser() -> Any:
+    """syntax._parser() as a new process would make it: from the kept tables, or built and kept."""
+    syntax._parser.cache_clear()
+    try:
+        return syntax._parser()
+    finally:
+        syntax._parser.cache_clear()
+
+
+def test_the_grammars_tables_are_kept_and_give_the_same_trees(folder: Path) -> None:
+    for tables in folder.glob("lark-*.tables"):
+        tables.unlink()
+    built = _fresh_parser()  # built (seconds) and kept in this empty folder
+    [tables] = folder.glob("lark-*.tables")
+    assert isinstance(cache.load_tables(tables.name.removesuffix(".tables")), dict)
+    loaded = _fresh_parser()  # read back from the kept tables
+    assert loaded is not built
+    text = POLICY_FILE.read_text(encoding="utf-8-sig")
+    assert loaded.parse(text) == built.parse(text)
+
+
+def test_planted_grammar_tables_run_nothing(folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lark's own cache unpickles whatever file it finds; the kept tables are read as plain data only."""
+    monkeypatch.chdir(tmp_path)
+    assert cache.folder() == folder
+    (folder / "lark-planted.tables").write_bytes(pickle.dumps(Planted()))
+    assert cache.load_tables("lark-planted") is None
+    assert not (tmp_path / "planted-ran").exists()
+
+
+def test_another_policys_tree_under_this_key_is_not_used(folder: Path, tmp_path: Path) -> None:
+    path = tmp_path / "mini.policy"
+    path.write_text(MINI_HEADER + MINI_BODY, encoding="utf-8")
+    text = path.read_text(encoding="utf-8")
+    other = syntax.parse(MINI_HEADER + MINI_BODY.replace("category c1", "category c7"), str(path))
+    (folder / (cache._key(text, str(path)) + ".ast")).write_bytes(pickle.dumps(other))
+    assert [r.id for r in load_policy(path).categories] == ["c1"]
+
+
+def test_entries_of_another_engine_are_not_used(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    parse_file(POLICY_FILE)
+    monkeypatch.setattr(cache, "_engine", lambda: b"another grammar, parser or version")
+    assert cache.load(POLICY_FILE.read_text(encoding="utf-8-sig"), str(POLICY_FILE)) is None
+
+
+def test_nothing_is_kept_where_the_parsing_code_cannot_be_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Installed in a zip file, say: entries could not be told apart from a newer engine's."""
+    monkeypatch.setenv("POLICYDSL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(cache, "_engine", lambda: None)
+    cache.folder.cache_clear()
+    try:
+        assert cache.folder() is None
+    finally:
+        cache.folder.cache_clear()
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="permissions are checked on POSIX")
+@pytest.mark.parametrize(("mode", "used"), [(0o777, False), (0o1777, True), (0o755, True)])
+def test_a_folder_someone_else_could_swap_is_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: int,
+                                                      used: bool) -> None:
+    """A private folder inside one that others may write to (and that is not sticky, as /tmp is) could be
+    renamed away and replaced between the check and the use."""
+    parent = tmp_path / "shared"
+    parent.mkdir()
+    parent.chmod(mode)
+    monkeypatch.setenv("POLICYDSL_CACHE_DIR", str(parent / "policydsl"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "own"))
+    cache.folder.cache_clear()
+    try:
+        assert (cache.folder() == parent / "policydsl") is used
+    finally:
+        cache.folder.cache_clear()
 
 
 def test_the_command_line_uses_the_cache(folder: Path, tmp_path: Path) -> None:
