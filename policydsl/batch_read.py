@@ -346,7 +346,8 @@ class ColumnReader:
         for i, text in enumerate(texts):
             try:
                 decoded.append(decode(text))
-            except (msgspec.DecodeError, msgspec.ValidationError, UnicodeEncodeError):  # the last: half a character
+            # UnicodeEncodeError: half a character; RecursionError: an id nested deeper than Python's stack
+            except (msgspec.DecodeError, msgspec.ValidationError, UnicodeEncodeError, RecursionError):
                 continue
             rows.append(i)
         size = len(decoded)

@@ -481,3 +481,12 @@ def test_months_too_far_apart_for_a_table_are_searched(monkeypatch):
     answers = evaluator.rows(texts, ["line 1", "line 2"], None)
     assert None not in answers and tables and None in tables
     assert answers == [Worker(POLICY, None, compiled=False).row(Item(f"line {i + 1}", t)) for i, t in enumerate(texts)]
+
+
+@pytest.mark.parametrize("nested", ['"id":' + "[" * 2000 + "]" * 2000, '"id":' + '{"a":' * 2000 + "1" + "}" * 2000])
+def test_an_id_nested_too_deeply_is_an_error_row_not_a_crash(nested):  # found by review: a traceback ended the batch
+    text = "{" + nested + "}"
+    items = [Item("line 1", text), Item("line 2", json.dumps(BASE, ensure_ascii=False))]
+    rows = Worker(POLICY, None).rows(items)
+    assert rows == Worker(POLICY, None, compiled=False).rows(items)
+    assert "nested too deeply" in rows[0]["error"]["message"] and "error" not in rows[1]
