@@ -82,14 +82,13 @@ class LineSources(Sequence[str]):
     """Where each household of a block comes from, "line N", kept as the numbers: the row writer puts
     them in the rows directly, without making the text "line N" first."""
 
-    __slots__ = ("array", "numbers")
+    __slots__ = ("array",)
 
     def __init__(self, numbers: bytes) -> None:
         self.array = np.frombuffer(numbers, dtype=np.int64)
-        self.numbers: list[int] = self.array.tolist()
 
     def __len__(self) -> int:
-        return len(self.numbers)
+        return len(self.array)
 
     @overload
     def __getitem__(self, i: int) -> str: ...
@@ -97,8 +96,8 @@ class LineSources(Sequence[str]):
     def __getitem__(self, i: slice) -> list[str]: ...
     def __getitem__(self, i: int | slice) -> str | list[str]:
         if isinstance(i, slice):
-            return [f"line {number}" for number in self.numbers[i]]
-        return f"line {self.numbers[i]}"
+            return [f"line {number}" for number in self.array[i].tolist()]
+        return f"line {int(self.array[i])}"
 
 
 def split_lines(block: bytes, before: int) -> tuple[LineSources, Spans] | None:
