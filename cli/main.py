@@ -306,6 +306,7 @@ def _run_batch(policy: Any, items: Any, day: date | None, fmt: str, output: str 
     if day is not None:  # a date before a parameter's first value fits no household: say so once
         Evaluator(policy).parameter_values(day)
     worker = Worker(policy, day, compiled)
+    worker.hold_memory()  # this process does nothing else until it exits
     if compiled:
         from policydsl.batch_read import without_native
         reason = worker.why_reference or without_native()

@@ -17,6 +17,7 @@ import csv
 import gc
 import io
 import json
+import mmap
 import os
 import re
 import shutil
@@ -45,6 +46,7 @@ def _encoder() -> Any:
     return msgspec.json.Encoder()
 
 CHUNK = 2000  # households handed to a worker at a time; bounds memory whatever the input size
+IN_FLIGHT = 2  # chunks handed to each worker process at a time: one to work on, one waiting
 CSV_COLUMNS = ["source", "id", "eligible", "primary_category", "categories", "measures", "status",
                "undetermined", "missing", "error", "warnings"]  # the policy's reported values follow 'status'
 
@@ -276,6 +278,14 @@ class Worker:
             from .batch_eval import compiled_or_why
             self.fast, self.why_reference = compiled_or_why(policy)
 
+    def hold_memory(self) -> None:
+        """Keep the memory this process frees for its next chunk (``_fastread.hold_memory``): for a process
+        that does nothing but batches (a worker, the ``policy`` command), never for a library's caller."""
+        if self.fast is not None and self.fast.reader.native is not None:
+            from .batch_read import _fastread
+
+            _fastread.hold_memory()
+
     def block_lines(self, data: bytes, rest: bytes, before: int) -> tuple[Sequence[str], Sequence[bytes],
                                                                           dict[int, str]]:
         """``block_lines``, split by the native reader when this Worker reads with it: the texts then stay
@@ -376,6 +386,7 @@ def _start(policy_file: str, as_of: date | None, compiled: bool) -> None:
     if _worker is None:
         from . import load_policy
         _worker = Worker(load_policy(policy_file), as_of, compiled)
+    _worker.hold_memory()
     _fewer_collections()
 
 
@@ -403,7 +414,8 @@ def _items(sources: list[str], texts: list[str], problems: dict[int, str]) -> li
     return [Item(source, text, 0, problems.get(i)) for i, (source, text) in enumerate(zip(sources, texts, strict=True))]
 
 
-def _chunk(sources: list[str], texts: list[str], problems: dict[int, str], size: int) -> list[dict[str, Any]]:
+def _chunk(sources: list[str], texts: list[str], problems: dict[int, str], size: int,
+           index: int = 0) -> list[dict[str, Any]]:
     assert _worker is not None
     return _worker.rows(_items(sources, texts, problems))
 
@@ -438,9 +450,56 @@ class Spooled(NamedTuple):
                 shutil.copyfileobj(rows, buffer)
 
 
-def _spill(rendered: tuple[bytes, Summary], size: int, spool: str | None) -> tuple[bytes | Spooled, Summary, int]:
-    """A chunk's rows, in a file of ``spool`` when there is one."""
+class InSlot(NamedTuple):
+    """Rows a worker process left in its chunk's slot of the shared ``Slots``: which slot, how many bytes."""
+
+    slot: int
+    length: int
+
+
+class Slots:
+    """Memory shared with the worker processes (mapped before they fork), through which they hand over
+    their rows: one slot for each chunk in flight, reused chunk after chunk. The rows are then copied once,
+    by the main process into the output. Writing them to a spool file first cost as much again: every
+    megabyte written into the system's file cache twice, and the file made and deleted for each chunk.
+    Rows larger than a slot go the spool's way."""
+
+    SIZE = 16 << 20  # bytes of a slot (a block of 8 MB gives about 5 MB of rows); untouched pages cost nothing
+
+    def __init__(self, count: int, size: int | None = None) -> None:
+        self.count, self.size = count, size or self.SIZE
+        self.memory = mmap.mmap(-1, self.count * self.size)  # shared and anonymous: inherited by fork
+
+    def put(self, index: int, data: bytes) -> InSlot | None:
+        """Chunk ``index``'s rows into its slot (in a worker), or None when they do not fit."""
+        if len(data) > self.size:
+            return None
+        slot = index % self.count
+        self.memory[slot * self.size:slot * self.size + len(data)] = data
+        return InSlot(slot, len(data))
+
+    def view(self, rows: InSlot) -> memoryview:
+        """The rows in a slot (in the main process), valid until that slot's next chunk is handed out."""
+        start = rows.slot * self.size
+        return memoryview(self.memory)[start:start + rows.length]
+
+    def close(self) -> None:
+        with contextlib.suppress(BufferError):  # a view still held elsewhere: freed with it
+            self.memory.close()
+
+
+_slots: Slots | None = None  # in the main process while its workers run, and inherited by them
+
+
+def _spill(rendered: tuple[bytes, Summary], size: int, spool: str | None,
+           index: int = 0) -> tuple[bytes | Spooled | InSlot, Summary, int]:
+    """A chunk's rows: in its slot of the shared ``_slots`` if there are slots and they fit, else in a
+    file of ``spool`` when there is one, else as they are (sent through the pipe)."""
     data, summary = rendered
+    if _slots is not None:
+        shared = _slots.put(index, data)
+        if shared is not None:
+            return shared, summary, size
     if spool is None:
         return data, summary, size
     name = None
@@ -457,16 +516,16 @@ def _spill(rendered: tuple[bytes, Summary], size: int, spool: str | None) -> tup
 
 
 def _render(sources: list[str], texts: list[str], problems: dict[int, str], size: int,
-            fmt: str, spool: str | None) -> tuple[bytes | Spooled, Summary, int]:
+            fmt: str, spool: str | None, index: int = 0) -> tuple[bytes | Spooled | InSlot, Summary, int]:
     assert _worker is not None
-    return _spill(_worker.render_lists(sources, texts, problems, fmt), size, spool)
+    return _spill(_worker.render_lists(sources, texts, problems, fmt), size, spool, index)
 
 
 def _render_block(path: Path, offset: int, length: int, before: int, fmt: str,
-                  spool: str | None) -> tuple[bytes | Spooled, Summary, int]:
+                  spool: str | None, index: int = 0) -> tuple[bytes | Spooled | InSlot, Summary, int]:
     assert _worker is not None
     return _spill(_worker.render_lists(*_worker.block_lines(_read_block(path, offset, length), b"", before), fmt),
-                  length, spool)
+                  length, spool, index)
 
 
 def chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
@@ -481,8 +540,10 @@ def chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
 
 
 def _parallel(worker: Worker, items: Iterable[Item], jobs: int, task: Any, *extra: Any) -> Iterator[Any]:
-    """``task(sources, texts, problems, size, *extra)`` for each chunk in ``jobs`` processes, in input order, at most
-    two chunks per process in flight (so memory stays flat however many households there are)."""
+    """``task(sources, texts, problems, size, *extra, index)`` for each chunk (the ``index``-th) in ``jobs``
+    processes, in input order, at most IN_FLIGHT chunks per process in flight (so memory stays flat however
+    many households there are): chunk ``index`` is handed out only once chunk ``index - IN_FLIGHT * jobs``
+    has been taken from here and the caller has asked for the next."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor  # only for batches: keeps one-household start-up fast
 
@@ -505,9 +566,9 @@ def _parallel(worker: Worker, items: Iterable[Item], jobs: int, task: Any, *extr
         with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start,
                                  initargs=(policy_file, worker.as_of, worker.fast is not None)) as pool:
             pending = []
-            for args in work:
-                pending.append(pool.submit(task, *args, *extra))
-                if len(pending) >= 2 * jobs:
+            for index, args in enumerate(work):
+                pending.append(pool.submit(task, *(*args, *extra, index)))
+                if len(pending) >= IN_FLIGHT * jobs:
                     yield pending.pop(0).result()
             for future in pending:
                 yield future.result()
@@ -530,13 +591,14 @@ def evaluate_all(policy: CheckedPolicy, items: Iterable[Item], as_of: date | Non
 
 def render_all(policy: CheckedPolicy, items: Iterable[Item], fmt: str, as_of: date | None = None,
                jobs: int = 1, compiled: bool = True, spool: str | None = None,
-               worker: Worker | None = None) -> Iterator[tuple[bytes | Spooled, Summary, int]]:
+               worker: Worker | None = None) -> Iterator[tuple[bytes | memoryview | Spooled, Summary, int]]:
     """Like ``evaluate_all``, but each chunk comes written out as UTF-8 (by the process that evaluated
     it) with its summary and the bytes of input it took: the fast way to a file. Given a ``JsonlFile``,
-    the processes read their blocks of it themselves. With several processes, each writes its rows to a
-    file in a temporary folder made in ``spool`` (default: the system's), given as ``Spooled``: write
-    them out (``Writer.write_rows``) before asking for the next chunk, which deletes them. ``worker``:
-    the Worker to use, if one is made already (for this policy, date and engine)."""
+    the processes read their blocks of it themselves. With several processes, each hands its rows over
+    in memory shared with them (a ``memoryview``, where processes are forked) or in a file in a temporary
+    folder made in ``spool`` (default: the system's), given as ``Spooled``: write them out
+    (``Writer.write_rows``) before asking for the next chunk, which reuses the memory or deletes the file.
+    ``worker``: the Worker to use, if one is made already (for this policy, date and engine)."""
     if fmt not in ("jsonl", "csv"):
         raise UsageError(f"many households are written as jsonl or csv, not {fmt}")
     worker = worker or Worker(policy, as_of, compiled)
@@ -557,12 +619,30 @@ def render_all(policy: CheckedPolicy, items: Iterable[Item], fmt: str, as_of: da
         folder = tempfile.mkdtemp(prefix="policydsl-rows-", dir=spool)
     except OSError:  # the output's folder takes no more files: the system's temporary folder, then
         folder = tempfile.mkdtemp(prefix="policydsl-rows-")
+    import multiprocessing
+
+    global _slots
+    _slots = None
+    if "fork" in multiprocessing.get_all_start_methods():
+        with contextlib.suppress(OSError, ValueError, OverflowError):  # no shared memory to be had: spool files
+            _slots = Slots(IN_FLIGHT * jobs)
+    slots = _slots
     try:
         for rows, summary, size in _parallel(worker, items, jobs, _render, fmt, folder):
+            if isinstance(rows, InSlot):
+                assert slots is not None
+                view = slots.view(rows)
+                yield view, summary, size
+                with contextlib.suppress(BufferError):  # the caller still holds a buffer of it: theirs to drop
+                    view.release()
+                continue
             yield rows, summary, size
             if isinstance(rows, Spooled):
                 os.unlink(rows.path)
     finally:
+        _slots = None
+        if slots is not None:
+            slots.close()
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -612,11 +692,11 @@ class Writer:
         else:
             self.out.write(jsonl_line(row))
 
-    def write_rows(self, rows: bytes | Spooled) -> None:
+    def write_rows(self, rows: bytes | memoryview | Spooled) -> None:
         """Rows already written out as UTF-8 (``render_all``), straight to the stream's bytes."""
         buffer = getattr(self.out, "buffer", None)
         if buffer is None:
-            self.out.write((rows.read() if isinstance(rows, Spooled) else rows).decode("utf-8"))
+            self.out.write(str(rows.read() if isinstance(rows, Spooled) else rows, "utf-8"))
             return
         self.out.flush()
         if isinstance(rows, Spooled):

@@ -131,7 +131,7 @@ def test_a_forced_progress_display_does_not_disturb_the_rows(tmp_path):
 
 def test_worker_processes_reading_blocks_of_the_file_give_the_same_rows(tmp_path, monkeypatch):
     from policydsl import load_policy
-    from policydsl.batch import JsonlFile, Spooled, render_all
+    from policydsl.batch import JsonlFile, Slots, Spooled, render_all
 
     docs = households(40)
     lines = [json.dumps(d, ensure_ascii=False) for d in docs]
@@ -141,13 +141,25 @@ def test_worker_processes_reading_blocks_of_the_file_give_the_same_rows(tmp_path
     monkeypatch.setattr(JsonlFile, "BLOCK", 500)  # many small blocks, each cut after a newline
     monkeypatch.setattr(JsonlFile, "PER_PROCESS", 1)  # and processes for them, small as the file is
     policy = load_policy()
-    def run(jobs):  # the rows of each chunk read before asking for the next (which deletes a spooled one)
-        return [(t.read() if isinstance(t, Spooled) else t, s, size)
-                for t, s, size in render_all(policy, JsonlFile(path), "jsonl", jobs=jobs, spool=str(tmp_path))]
+    handed: list[type] = []
+    def run(jobs):  # the rows of each chunk read before asking for the next (which reuses or deletes them)
+        chunks = []
+        for t, s, size in render_all(policy, JsonlFile(path), "jsonl", jobs=jobs, spool=str(tmp_path)):
+            handed.append(type(t))
+            chunks.append((t.read() if isinstance(t, Spooled) else bytes(t), s, size))
+        return chunks
 
-    one, two = run(1), run(2)
+    one = run(1)
+    handed.clear()
+    two = run(2)
+    assert set(handed) == {memoryview}  # in memory shared with the processes
     assert len(two) > 5
     assert b"".join(t for t, _, _ in one) == b"".join(t for t, _, _ in two)
+    handed.clear()
+    monkeypatch.setattr(Slots, "SIZE", 600)  # rows larger than their slot: through spool files instead
+    spooled = run(2)
+    assert memoryview in handed and Spooled in handed
+    assert b"".join(t for t, _, _ in spooled) == b"".join(t for t, _, _ in one)
     assert sum(s.total for _, s, _ in two) == 39 and sum(size for _, _, size in two) == path.stat().st_size
     assert sorted(p.name for p in tmp_path.iterdir()) == ["h.jsonl"]  # nothing left behind
     rows = [json.loads(line) for line in b"".join(t for t, _, _ in two).splitlines()]
