@@ -297,9 +297,8 @@ def _umask() -> int:
 
 def _run_batch(policy: Any, items: Any, day: date | None, fmt: str, output: str | None, jobs: int | None,
                fail_on_invalid: bool, progress: bool | None, size: int | None = None, compiled: bool = True) -> None:
-    from concurrent.futures.process import BrokenProcessPool
-
     from policydsl.batch import Summary, Worker, Writer, default_jobs, render_all
+    from policydsl.forked import WorkerStopped
 
     show = sys.stderr.isatty() if progress is None else progress
     summary = Summary()
@@ -343,7 +342,7 @@ def _run_batch(policy: Any, items: Any, day: date | None, fmt: str, output: str 
     except OSError as exc:  # a full disk: one line, no traceback, nothing half-said
         raise UsageError(f"{where}: cannot write the rows ({exc.strerror})"
                          + (f"; {output} is left as it was" if output else "")) from None
-    except BrokenProcessPool:
+    except WorkerStopped:
         raise UsageError("a worker process stopped before its households were done (killed, or out of memory?)"
                          + (f"; {output} is left as it was" if output else "")) from None
     except (KeyboardInterrupt, _Stopped) as exc:

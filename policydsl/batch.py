@@ -544,27 +544,60 @@ def _parallel(worker: Worker, items: Iterable[Item], jobs: int, task: Any, *extr
     processes, in input order, at most IN_FLIGHT chunks per process in flight (so memory stays flat however
     many households there are): chunk ``index`` is handed out only once chunk ``index - IN_FLIGHT * jobs``
     has been taken from here and the caller has asked for the next."""
+    global _worker
+    fork = _can_fork()
+    _worker = worker if fork else None  # forked processes inherit it, compiled, instead of compiling again
+    policy_file = worker.policy.policy.header.span.file
+    start = (policy_file, worker.as_of, worker.fast is not None)
+    work: Iterator[tuple[Any, ...]]
+    try:
+        if isinstance(items, JsonlFile) and task is _render:  # each process reads its own blocks of the file
+            # the msgspec reader holds every household as objects: half the block keeps its processes as small
+            largest = JsonlFile.BLOCK if worker.fast is not None and worker.fast.reader.native is not None else \
+                JsonlFile.BLOCK // 2
+            if fork:  # tasks of three numbers: processes of our own, without the executor's costs
+                from .forked import Forked
+
+                fmt, spool = extra
+                path = items.path
+
+                def block(index: int, offset: int, length: int, before: int) -> Any:
+                    return _render_block(path, offset, length, before, fmt, spool, index)
+
+                pool = Forked(jobs, 3, lambda: _start(*start), block)
+                try:
+                    yield from pool.map(items.blocks(jobs, largest), IN_FLIGHT * jobs)
+                    pool.close()
+                finally:
+                    pool.close(stop=True)
+                return
+            task, work = _render_block, ((items.path, *block) for block in items.blocks(jobs, largest))
+        else:  # chunks as two lists of texts: far quicker to send than Items
+            work = (([i.source for i in chunk], [i.text for i in chunk],
+                     {n: i.problem for n, i in enumerate(chunk) if i.problem is not None},
+                     sum(i.size for i in chunk))
+                    for chunk in chunks(items, CHUNK))
+        yield from _executor(jobs, fork, start, task, work, extra)
+    finally:
+        _worker = None
+
+
+def _can_fork() -> bool:
+    return hasattr(os, "fork") and hasattr(os, "register_at_fork")  # POSIX (multiprocessing's "fork" method)
+
+
+def _executor(jobs: int, fork: bool, start: tuple[Any, ...], task: Any, work: Iterator[tuple[Any, ...]],
+              extra: tuple[Any, ...]) -> Iterator[Any]:
+    """``_parallel`` through concurrent.futures: for chunks of texts, and where processes cannot be forked."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor  # only for batches: keeps one-household start-up fast
+    from concurrent.futures.process import BrokenProcessPool
 
-    global _worker
-    fork = "fork" in multiprocessing.get_all_start_methods()
-    _worker = worker if fork else None  # forked processes inherit it, compiled, instead of compiling again
+    from .forked import WorkerStopped
+
     context = multiprocessing.get_context("fork" if fork else None)
-    policy_file = worker.policy.policy.header.span.file
-    work: Iterator[tuple[Any, ...]]
-    if isinstance(items, JsonlFile) and task is _render:  # each process reads its own blocks of the file
-        # the msgspec reader holds every household as objects: half the block keeps its processes as small
-        largest = JsonlFile.BLOCK if worker.fast is not None and worker.fast.reader.native is not None else \
-            JsonlFile.BLOCK // 2
-        task, work = _render_block, ((items.path, *block) for block in items.blocks(jobs, largest))
-    else:  # chunks as two lists of texts: far quicker to send than Items
-        work = (([i.source for i in chunk], [i.text for i in chunk],
-                 {n: i.problem for n, i in enumerate(chunk) if i.problem is not None}, sum(i.size for i in chunk))
-                for chunk in chunks(items, CHUNK))
     try:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start,
-                                 initargs=(policy_file, worker.as_of, worker.fast is not None)) as pool:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start, initargs=start) as pool:
             pending = []
             for index, args in enumerate(work):
                 pending.append(pool.submit(task, *(*args, *extra, index)))
@@ -572,8 +605,8 @@ def _parallel(worker: Worker, items: Iterable[Item], jobs: int, task: Any, *extr
                     yield pending.pop(0).result()
             for future in pending:
                 yield future.result()
-    finally:
-        _worker = None
+    except BrokenProcessPool as exc:
+        raise WorkerStopped(str(exc)) from exc
 
 
 def evaluate_all(policy: CheckedPolicy, items: Iterable[Item], as_of: date | None = None,
@@ -619,11 +652,9 @@ def render_all(policy: CheckedPolicy, items: Iterable[Item], fmt: str, as_of: da
         folder = tempfile.mkdtemp(prefix="policydsl-rows-", dir=spool)
     except OSError:  # the output's folder takes no more files: the system's temporary folder, then
         folder = tempfile.mkdtemp(prefix="policydsl-rows-")
-    import multiprocessing
-
     global _slots
     _slots = None
-    if "fork" in multiprocessing.get_all_start_methods():
+    if _can_fork():
         with contextlib.suppress(OSError, ValueError, OverflowError):  # no shared memory to be had: spool files
             _slots = Slots(IN_FLIGHT * jobs)
     slots = _slots

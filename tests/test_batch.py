@@ -314,15 +314,14 @@ def _failing_after_one_chunk(error):
     ("broken pool", 2, "a worker process stopped before its households were done"),
 ])
 def test_a_run_that_fails_midway_leaves_the_earlier_output_as_it_was(tmp_path, monkeypatch, error, code, message):
-    from concurrent.futures.process import BrokenProcessPool
-
     from policydsl import batch
+    from policydsl.forked import WorkerStopped
 
     path = write_jsonl(tmp_path / "h.jsonl", households(3))
     out = tmp_path / "rows.jsonl"
     out.write_text("the rows of last month\n", encoding="utf-8")
     monkeypatch.setattr(batch, "render_all", _failing_after_one_chunk(
-        BrokenProcessPool() if error == "broken pool" else error))
+        WorkerStopped() if error == "broken pool" else error))
     result = run("eval", str(path), "--output", str(out), code=code)
     assert message in result.stderr and "left as it was" in result.stderr
     assert out.read_text(encoding="utf-8") == "the rows of last month\n"
