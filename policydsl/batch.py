@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -113,26 +114,41 @@ class JsonlFile:
         with open(self.path, "rb") as stream:
             yield from items_from_lines(stream)
 
-    def blocks(self, jobs: int = 1, largest: int | None = None) -> Iterator[tuple[int, int, int]]:
-        """(offset, length, lines before it) of each block, cut after a newline, for ``jobs`` processes.
-        A block is a share of what remains of the file (between SMALLEST and ``largest``, BLOCK unless
-        given), so blocks shrink towards its end and the processes finish together. Read into one reused
-        buffer, since only their newlines are counted here."""
-        offset = lines = 0
-        remaining = self.path.stat().st_size
+    def cuts(self, jobs: int = 1, largest: int | None = None, total: int | None = None) -> Iterator[tuple[int, int]]:
+        """(offset, length) of each block of the file's first ``total`` bytes (its size now, unless given),
+        cut after a newline, for ``jobs`` processes. A block is a share of what remains (between SMALLEST
+        and ``largest``, BLOCK unless given), so blocks shrink towards the end and the processes finish
+        together. Only the line each cut falls in is read."""
         largest = largest or self.BLOCK
-        buffer = bytearray(largest)
+        total = self.path.stat().st_size if total is None else total
+        offset = 0
+        with open(self.path, "rb") as stream:
+            while offset < total:
+                end = offset + min(largest, max(self.SMALLEST, (total - offset) // jobs))
+                end = total if end >= total else _line_end(stream, end, total)
+                yield offset, end - offset
+                offset = end
+
+    def most_blocks(self, largest: int | None = None, total: int | None = None) -> int:
+        """At most how many blocks ``cuts`` gives: all but the last hold at least its smallest size."""
+        total = self.path.stat().st_size if total is None else total
+        return total // max(1, min(largest or self.BLOCK, self.SMALLEST)) + 1
+
+    def blocks(self, jobs: int = 1, largest: int | None = None) -> Iterator[tuple[int, int, int]]:
+        """``cuts`` with the lines before each block, counted here (read into one reused buffer)."""
+        lines = 0
+        buffer = bytearray(1 << 20)
         view = memoryview(buffer)
         with open(self.path, "rb") as stream:
-            while True:
-                size = stream.readinto(view[:min(largest, max(self.SMALLEST, remaining // jobs))])
-                if not size:
-                    return
-                rest = stream.readline()  # to the end of the line
-                yield offset, size + len(rest), lines
-                offset += size + len(rest)
-                remaining -= size + len(rest)
-                lines += _newlines(buffer, size) + rest.count(b"\n")
+            for offset, length in self.cuts(jobs, largest):
+                yield offset, length, lines
+                stream.seek(offset)
+                while length > 0:
+                    size = stream.readinto(view[:min(length, len(buffer))])
+                    if not size:
+                        break
+                    lines += _newlines(buffer, size)
+                    length -= size
 
     def block_data(self) -> Iterator[tuple[bytes, bytes, int]]:
         """(bytes, the rest of its last line, lines before it) of each block: ``block_lines(*block)``
@@ -146,6 +162,20 @@ class JsonlFile:
                 rest = stream.readline()  # to the end of the line
                 yield data, rest, lines
                 lines += _newlines(data, len(data)) + rest.count(b"\n")
+
+
+def _line_end(stream: IO[bytes], at: int, total: int) -> int:
+    """Where the line holding byte ``at`` ends (just after its newline), at most ``total``."""
+    stream.seek(at)
+    while at < total:
+        piece = stream.read(min(1 << 16, total - at))
+        if not piece:
+            break
+        found = piece.find(b"\n")
+        if found >= 0:
+            return at + found + 1
+        at += len(piece)
+    return total
 
 
 def _newlines(data: bytes | bytearray, size: int) -> int:
@@ -491,6 +521,35 @@ class Slots:
 _slots: Slots | None = None  # in the main process while its workers run, and inherited by them
 
 
+class LineCounts:
+    """How many lines each block of a file holds, in memory shared with the worker processes (mapped
+    before they fork): each process counts its own block's lines and adds up those of the blocks before
+    it, so that the main process, which only cuts the file, need not read it. A block not counted yet
+    reads -1; the process that took it, earlier from the same queue, counts it first thing."""
+
+    def __init__(self, blocks: int) -> None:
+        self.memory = mmap.mmap(-1, 8 * max(1, blocks))
+        self.memory.write(b"\xff" * len(self.memory))  # -1 everywhere
+        self.counts = memoryview(self.memory).cast("q")
+
+    def before(self, index: int, lines: int) -> int:
+        """Say that block ``index`` holds ``lines`` lines; the lines of the blocks before it."""
+        self.counts[index] = lines
+        while True:
+            earlier = self.counts[:index].tolist()
+            if -1 not in earlier:
+                return sum(earlier)
+            time.sleep(0.0002)
+
+    def close(self) -> None:
+        self.counts.release()
+        with contextlib.suppress(BufferError):
+            self.memory.close()
+
+
+_counts: LineCounts | None = None  # likewise, for a file's blocks
+
+
 def _spill(rendered: tuple[bytes, Summary], size: int, spool: str | None,
            index: int = 0) -> tuple[bytes | Spooled | InSlot, Summary, int]:
     """A chunk's rows: in its slot of the shared ``_slots`` if there are slots and they fit, else in a
@@ -523,9 +582,13 @@ def _render(sources: list[str], texts: list[str], problems: dict[int, str], size
 
 def _render_block(path: Path, offset: int, length: int, before: int, fmt: str,
                   spool: str | None, index: int = 0) -> tuple[bytes | Spooled | InSlot, Summary, int]:
+    """A block's rows; ``before`` -1: the lines before it from the shared ``_counts``."""
     assert _worker is not None
-    return _spill(_worker.render_lists(*_worker.block_lines(_read_block(path, offset, length), b"", before), fmt),
-                  length, spool, index)
+    data = _read_block(path, offset, length)
+    if before < 0:
+        assert _counts is not None
+        before = _counts.before(index, _newlines(data, len(data)))
+    return _spill(_worker.render_lists(*_worker.block_lines(data, b"", before), fmt), length, spool, index)
 
 
 def chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
@@ -555,21 +618,8 @@ def _parallel(worker: Worker, items: Iterable[Item], jobs: int, task: Any, *extr
             # the msgspec reader holds every household as objects: half the block keeps its processes as small
             largest = JsonlFile.BLOCK if worker.fast is not None and worker.fast.reader.native is not None else \
                 JsonlFile.BLOCK // 2
-            if fork:  # tasks of three numbers: processes of our own, without the executor's costs
-                from .forked import Forked
-
-                fmt, spool = extra
-                path = items.path
-
-                def block(index: int, offset: int, length: int, before: int) -> Any:
-                    return _render_block(path, offset, length, before, fmt, spool, index)
-
-                pool = Forked(jobs, 3, lambda: _start(*start), block)
-                try:
-                    yield from pool.map(items.blocks(jobs, largest), IN_FLIGHT * jobs)
-                    pool.close()
-                finally:
-                    pool.close(stop=True)
+            if fork:  # tasks of two numbers: processes of our own, without the executor's costs
+                yield from _forked(items, jobs, largest, start, *extra)
                 return
             task, work = _render_block, ((items.path, *block) for block in items.blocks(jobs, largest))
         else:  # chunks as two lists of texts: far quicker to send than Items
@@ -580,6 +630,32 @@ def _parallel(worker: Worker, items: Iterable[Item], jobs: int, task: Any, *extr
         yield from _executor(jobs, fork, start, task, work, extra)
     finally:
         _worker = None
+
+
+def _forked(items: JsonlFile, jobs: int, largest: int, start: tuple[Any, ...], fmt: str,
+            spool: str | None) -> Iterator[Any]:
+    """``_parallel`` over the blocks of a file, in processes forked here (``forked.Forked``), which count
+    the lines of their blocks themselves (``LineCounts``): the file as it is now, whatever is added later."""
+    from .forked import Forked
+
+    global _counts
+    total = items.path.stat().st_size
+    path = items.path
+
+    def block(index: int, offset: int, length: int) -> Any:
+        return _render_block(path, offset, length, -1, fmt, spool, index)
+
+    _counts = counts = LineCounts(items.most_blocks(largest, total))
+    try:
+        pool = Forked(jobs, 2, lambda: _start(*start), block)
+        try:
+            yield from pool.map(items.cuts(jobs, largest, total), IN_FLIGHT * jobs)
+            pool.close()
+        finally:
+            pool.close(stop=True)
+    finally:
+        _counts = None
+        counts.close()
 
 
 def _can_fork() -> bool:

@@ -155,6 +155,8 @@ def test_worker_processes_reading_blocks_of_the_file_give_the_same_rows(tmp_path
     assert set(handed) == {memoryview}  # in memory shared with the processes
     assert len(two) > 5
     assert b"".join(t for t, _, _ in one) == b"".join(t for t, _, _ in two)
+    three = run(3)  # each process counts its blocks' lines, adding up those before (line numbers in rows)
+    assert b"".join(t for t, _, _ in three) == b"".join(t for t, _, _ in one)
     handed.clear()
     monkeypatch.setattr(Slots, "SIZE", 600)  # rows larger than their slot: through spool files instead
     spooled = run(2)
@@ -445,3 +447,7 @@ def test_blocks_cover_the_file_in_whole_lines_and_shrink_towards_its_end(tmp_pat
         assert before == data[:offset].count(b"\n")
     sizes = [n for _, n, _ in blocks]
     assert sizes[0] >= 60 << 10 and sizes[-1] < 8 << 10  # big first, small last: the processes finish together
+    for jobs in (1, 2, 3, 7):  # forked processes count their blocks' lines in a table this size
+        assert len(list(JsonlFile(path).cuts(jobs))) <= JsonlFile(path).most_blocks()
+    path.write_bytes(data + b'{"added": "later"}\n')  # cut as it was when the batch began
+    assert list(JsonlFile(path).cuts(2, total=len(data))) == [(o, n) for o, n, _ in blocks]
