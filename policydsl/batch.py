@@ -650,7 +650,7 @@ def _forked(items: JsonlFile, jobs: int, largest: int, start: tuple[Any, ...], f
         pool = Forked(jobs, 2, lambda: _start(*start), block)
         try:
             yield from pool.map(items.cuts(jobs, largest, total), IN_FLIGHT * jobs)
-            pool.close()
+            pool.close(wait=False)
         finally:
             pool.close(stop=True)
     finally:

@@ -11,6 +11,7 @@ process has no thread to fork from.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import pickle
@@ -21,6 +22,19 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 _HEAD = struct.Struct("<Q")  # the length of each pickled message before it
+
+
+_ending: list[int] = []  # processes told to end, not yet waited for (see Forked.close)
+
+
+def _wait_for_ending() -> None:
+    """Wait for the processes earlier batches let end on their own."""
+    while _ending:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(_ending.pop(), 0)
+
+
+atexit.register(_wait_for_ending)
 
 
 class WorkerStopped(Exception):
@@ -71,6 +85,7 @@ class Forked:
     after an error: it stops them)."""
 
     def __init__(self, jobs: int, fields: int, start: Callable[[], None], run: Callable[..., Any]) -> None:
+        _wait_for_ending()
         self.record = struct.Struct(f"<{fields + 1}q")  # the task's index, then its numbers
         self.processes: list[tuple[int, int]] = []  # (pid, its results' pipe)
         self.tasks_in, self.tasks = os.pipe()
@@ -145,9 +160,11 @@ class Forked:
                     index, result = message
                     done[index] = result
 
-    def close(self, stop: bool = False) -> None:
+    def close(self, stop: bool = False, wait: bool = True) -> None:
         """Let the processes end (the queue closed: each ends once it is empty) and wait for them; ``stop``:
-        end them now."""
+        end them now. ``wait`` False: do not wait for those still ending (the system freeing their memory
+        takes milliseconds, for nothing the caller needs): the next Forked, or this program's exit, waits
+        for them."""
         if self.tasks >= 0:
             with contextlib.suppress(OSError):
                 os.close(self.tasks)
@@ -160,5 +177,6 @@ class Forked:
                     os.kill(pid, signal.SIGTERM)
         for pid, _ in self.processes:
             with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
+                if os.waitpid(pid, 0 if wait or stop else os.WNOHANG)[0] == 0:
+                    _ending.append(pid)
         self.processes = []

@@ -134,3 +134,16 @@ def test_no_pipe_is_left_open():
     pool.close()
     if before is not None:
         assert set(os.listdir("/proc/self/fd")) == before
+
+
+def test_processes_let_end_without_waiting_are_waited_for_by_the_next_batch():
+    from policydsl import forked
+
+    pool = Forked(2, 2, _started, _slow_first)
+    pids = [pid for pid, _ in pool.processes]
+    assert len(list(pool.map([(n, 0) for n in range(6)], ahead=4))) == 6
+    pool.close(wait=False)
+    assert set(forked._ending) <= set(pids)  # those not gone yet are remembered, not lost
+    nxt = Forked(1, 2, _started, _slow_first)  # waits for them before forking again
+    assert forked._ending == [] and not any(_alive(pid) for pid in pids)
+    nxt.close()
