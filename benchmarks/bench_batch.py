@@ -65,26 +65,29 @@ CATEGORIES = openfisca_anju.CATEGORIES
 
 
 def run_measured(cmd: list[str], sample: float = 0.05, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run ``cmd``; wall seconds, exit status, the largest process's peak RSS (wait4: the child or any of
-    its waited-for descendants) and the peak RSS of the whole process tree (psutil samples every 50 ms)."""
+    """Run ``cmd``; wall seconds (until it has ended and every process holding its standard error has
+    closed it: policydsl's worker processes included), exit status, the largest process's peak RSS (wait4:
+    the child or any of its waited-for descendants; and psutil's samples of each process, for the workers
+    a batch lets end without waiting for them), and the peak RSS of the whole process tree (psutil samples
+    every 50 ms)."""
     import psutil  # installed with openfisca-core (the bench extra)
 
-    peak_tree = 0
+    peak_tree = peak_one = 0
     done = threading.Event()
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env={**os.environ, **env} if env else None)
 
     def watch() -> None:
-        nonlocal peak_tree
+        nonlocal peak_tree, peak_one
         try:
             root = psutil.Process(proc.pid)
         except psutil.NoSuchProcess:
             return
         while not done.is_set():
             try:
-                total = sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
-                peak_tree = max(peak_tree, total)
+                each = [p.memory_info().rss for p in [root, *root.children(recursive=True)]]
+                peak_tree, peak_one = max(peak_tree, sum(each)), max(peak_one, *each)
             except psutil.Error:
                 pass
             done.wait(sample)
@@ -97,7 +100,7 @@ def run_measured(cmd: list[str], sample: float = 0.05, env: dict[str, str] | Non
     proc.returncode = os.waitstatus_to_exitcode(status)
     done.set()
     watcher.join()
-    return {"seconds": wall, "status": proc.returncode, "max_rss_mib": usage.ru_maxrss / 1024,
+    return {"seconds": wall, "status": proc.returncode, "max_rss_mib": max(usage.ru_maxrss * 1024, peak_one) / 2**20,
             "tree_rss_mib": peak_tree / 2**20, "stderr": stderr.decode("utf-8", "replace")}
 
 
