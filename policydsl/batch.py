@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -531,6 +532,7 @@ class LineCounts:
         self.memory = mmap.mmap(-1, 8 * max(1, blocks))
         self.memory.write(b"\xff" * len(self.memory))  # -1 everywhere
         self.counts = memoryview(self.memory).cast("q")
+        self.main = os.getpid()  # the process that forks the ones that count
 
     def before(self, index: int, lines: int) -> int:
         """Say that block ``index`` holds ``lines`` lines; the lines of the blocks before it."""
@@ -539,6 +541,8 @@ class LineCounts:
             earlier = self.counts[:index].tolist()
             if -1 not in earlier:
                 return sum(earlier)
+            if os.getppid() != self.main:  # the main process is gone (killed), and the count may never come
+                raise RuntimeError("the main process of the batch has ended")
             time.sleep(0.0002)
 
     def close(self) -> None:
@@ -694,8 +698,9 @@ def evaluate_all(policy: CheckedPolicy, items: Iterable[Item], as_of: date | Non
             for chunk in chunks(items, CHUNK):
                 yield from worker.rows(chunk)
         return
-    for rows in _parallel(worker, items, jobs, _chunk):
-        yield from rows
+    with _one_batch_at_a_time():
+        for rows in _parallel(worker, items, jobs, _chunk):
+            yield from rows
 
 
 def render_all(policy: CheckedPolicy, items: Iterable[Item], fmt: str, as_of: date | None = None,
@@ -724,11 +729,17 @@ def render_all(policy: CheckedPolicy, items: Iterable[Item], fmt: str, as_of: da
             for chunk in chunks(items, CHUNK):
                 yield (*worker.render(chunk, fmt), sum(i.size for i in chunk))
         return
+    with _one_batch_at_a_time():
+        yield from _render_parallel(worker, items, fmt, jobs, spool)
+
+
+def _render_parallel(worker: Worker, items: Iterable[Item], fmt: str, jobs: int,
+                     spool: str | None) -> Iterator[tuple[bytes | memoryview | Spooled, Summary, int]]:
+    global _slots
     try:
         folder = tempfile.mkdtemp(prefix="policydsl-rows-", dir=spool)
     except OSError:  # the output's folder takes no more files: the system's temporary folder, then
         folder = tempfile.mkdtemp(prefix="policydsl-rows-")
-    global _slots
     _slots = None
     if _can_fork():
         with contextlib.suppress(OSError, ValueError, OverflowError):  # no shared memory to be had: spool files
@@ -751,6 +762,29 @@ def render_all(policy: CheckedPolicy, items: Iterable[Item], fmt: str, as_of: da
         if slots is not None:
             slots.close()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+_batch_lock = threading.Lock()
+_batch_thread: int | None = None  # the thread whose batch holds the lock
+
+
+@contextlib.contextmanager
+def _one_batch_at_a_time() -> Iterator[None]:
+    """A batch with worker processes holds this process's state for them (the compiled Worker, the
+    shared memory, the forked processes and their pipes, which a process forked for another batch would
+    inherit): batches in other threads wait for it to end. Two in one thread, taken turn about, would
+    wait for each other forever: that is refused."""
+    global _batch_thread
+    me = threading.get_ident()
+    if _batch_thread == me:
+        raise UsageError("a batch with several processes is already running in this thread: finish it (or "
+                         "close its iterator) before starting another, or use jobs=1")
+    with _batch_lock:
+        _batch_thread = me
+        try:
+            yield
+        finally:
+            _batch_thread = None
 
 
 # ---------------------------------------------------------------- writing rows

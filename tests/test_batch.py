@@ -451,3 +451,43 @@ def test_blocks_cover_the_file_in_whole_lines_and_shrink_towards_its_end(tmp_pat
         assert len(list(JsonlFile(path).cuts(jobs))) <= JsonlFile(path).most_blocks()
     path.write_bytes(data + b'{"added": "later"}\n')  # cut as it was when the batch began
     assert list(JsonlFile(path).cuts(2, total=len(data))) == [(o, n) for o, n, _ in blocks]
+
+
+def test_batches_with_processes_in_two_threads_take_turns_and_both_get_their_rows(tmp_path, monkeypatch):
+    import threading
+
+    from policydsl import load_policy
+    from policydsl.batch import JsonlFile, render_all
+
+    monkeypatch.setattr(JsonlFile, "BLOCK", 2000)
+    monkeypatch.setattr(JsonlFile, "SMALLEST", 500)
+    monkeypatch.setattr(JsonlFile, "PER_PROCESS", 1)
+    policy = load_policy()
+    paths = [write_jsonl(tmp_path / f"h{k}.jsonl", households(30 + 7 * k)) for k in range(2)]
+    alone = [b"".join(bytes(t) for t, _, _ in render_all(policy, JsonlFile(p), "jsonl", jobs=1)) for p in paths]
+    got: dict[int, bytes] = {}
+    def batch(k: int) -> None:
+        got[k] = b"".join(bytes(t) for t, _, _ in render_all(policy, JsonlFile(paths[k]), "jsonl", jobs=2))
+
+    threads = [threading.Thread(target=batch, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert [got.get(0), got.get(1)] == alone
+
+
+def test_two_batches_with_processes_taken_turn_about_in_one_thread_are_refused(tmp_path, monkeypatch):
+    from policydsl import load_policy
+    from policydsl.batch import JsonlFile, render_all
+    from policydsl.diagnostics import UsageError
+
+    monkeypatch.setattr(JsonlFile, "PER_PROCESS", 1)
+    policy = load_policy()
+    path = write_jsonl(tmp_path / "h.jsonl", households(5))
+    first = render_all(policy, JsonlFile(path), "jsonl", jobs=2)
+    next(first)
+    with pytest.raises(UsageError, match="already running in this thread"):
+        next(render_all(policy, JsonlFile(path), "jsonl", jobs=2))
+    first.close()  # and then another may start
+    assert sum(s.total for _, s, _ in render_all(policy, JsonlFile(path), "jsonl", jobs=2)) == 5
