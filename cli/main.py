@@ -325,7 +325,8 @@ def _run_batch(policy: Any, items: Any, day: date | None, fmt: str, output: str 
             bar.__enter__()
         writer = Writer(out, fmt, policy.report)
         spool = str(Path(output).resolve().parent) if output else None  # worker processes' rows, for a moment
-        for rows, part, done in render_all(policy, items, fmt, day, jobs or default_jobs(), compiled, spool, worker):
+        for rows, part, done in render_all(policy, items, fmt, day, jobs or default_jobs(), compiled, spool, worker,
+                                             views=True):
             writer.write_rows(rows)
             summary.merge(part)
             if bar is not None:
@@ -342,9 +343,8 @@ def _run_batch(policy: Any, items: Any, day: date | None, fmt: str, output: str 
     except OSError as exc:  # a full disk: one line, no traceback, nothing half-said
         raise UsageError(f"{where}: cannot write the rows ({exc.strerror})"
                          + (f"; {output} is left as it was" if output else "")) from None
-    except WorkerStopped:
-        raise UsageError("a worker process stopped before its households were done (killed, or out of memory?)"
-                         + (f"; {output} is left as it was" if output else "")) from None
+    except WorkerStopped as exc:
+        raise UsageError(f"{exc}" + (f"; {output} is left as it was" if output else "")) from None
     except (KeyboardInterrupt, _Stopped) as exc:
         message = "interrupted" + (f"; {output} is left as it was" if output else "")
         _fail(message, 130 if isinstance(exc, KeyboardInterrupt) else 143)

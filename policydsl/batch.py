@@ -686,7 +686,7 @@ def _executor(jobs: int, fork: bool, start: tuple[Any, ...], task: Any, work: It
             for future in pending:
                 yield future.result()
     except BrokenProcessPool as exc:
-        raise WorkerStopped(str(exc)) from exc
+        raise WorkerStopped() from exc
 
 
 def evaluate_all(policy: CheckedPolicy, items: Iterable[Item], as_of: date | None = None,
@@ -705,13 +705,16 @@ def evaluate_all(policy: CheckedPolicy, items: Iterable[Item], as_of: date | Non
 
 def render_all(policy: CheckedPolicy, items: Iterable[Item], fmt: str, as_of: date | None = None,
                jobs: int = 1, compiled: bool = True, spool: str | None = None,
-               worker: Worker | None = None) -> Iterator[tuple[bytes | memoryview | Spooled, Summary, int]]:
+               worker: Worker | None = None,
+               views: bool = False) -> Iterator[tuple[bytes | memoryview | Spooled, Summary, int]]:
     """Like ``evaluate_all``, but each chunk comes written out as UTF-8 (by the process that evaluated
     it) with its summary and the bytes of input it took: the fast way to a file. Given a ``JsonlFile``,
     the processes read their blocks of it themselves. With several processes, each hands its rows over
-    in memory shared with them (a ``memoryview``, where processes are forked) or in a file in a temporary
-    folder made in ``spool`` (default: the system's), given as ``Spooled``: write them out
-    (``Writer.write_rows``) before asking for the next chunk, which reuses the memory or deletes the file.
+    in memory shared with them (where processes are forked), or in a file in a temporary folder made in
+    ``spool`` (default: the system's), given as ``Spooled``: write them out (``Writer.write_rows``)
+    before asking for the next chunk, which deletes the file. ``views``: rows in shared memory come as a
+    ``memoryview`` of it instead of a copy, lent until the next chunk is asked for: the view is then
+    released and the memory reused (a slice of it or an array over it kept longer would see other rows).
     ``worker``: the Worker to use, if one is made already (for this policy, date and engine)."""
     if fmt not in ("jsonl", "csv"):
         raise UsageError(f"many households are written as jsonl or csv, not {fmt}")
@@ -730,11 +733,11 @@ def render_all(policy: CheckedPolicy, items: Iterable[Item], fmt: str, as_of: da
                 yield (*worker.render(chunk, fmt), sum(i.size for i in chunk))
         return
     with _one_batch_at_a_time():
-        yield from _render_parallel(worker, items, fmt, jobs, spool)
+        yield from _render_parallel(worker, items, fmt, jobs, spool, views)
 
 
-def _render_parallel(worker: Worker, items: Iterable[Item], fmt: str, jobs: int,
-                     spool: str | None) -> Iterator[tuple[bytes | memoryview | Spooled, Summary, int]]:
+def _render_parallel(worker: Worker, items: Iterable[Item], fmt: str, jobs: int, spool: str | None,
+                     views: bool) -> Iterator[tuple[bytes | memoryview | Spooled, Summary, int]]:
     global _slots
     try:
         folder = tempfile.mkdtemp(prefix="policydsl-rows-", dir=spool)
@@ -750,8 +753,12 @@ def _render_parallel(worker: Worker, items: Iterable[Item], fmt: str, jobs: int,
             if isinstance(rows, InSlot):
                 assert slots is not None
                 view = slots.view(rows)
+                if not views:
+                    yield bytes(view), summary, size
+                    view.release()
+                    continue
                 yield view, summary, size
-                with contextlib.suppress(BufferError):  # the caller still holds a buffer of it: theirs to drop
+                with contextlib.suppress(BufferError):  # an export of it still held: the caller was told
                     view.release()
                 continue
             yield rows, summary, size

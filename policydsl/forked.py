@@ -18,6 +18,8 @@ import pickle
 import selectors
 import signal
 import struct
+import time
+import traceback
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -25,20 +27,45 @@ _HEAD = struct.Struct("<Q")  # the length of each pickled message before it
 
 
 _ending: list[int] = []  # processes told to end, not yet waited for (see Forked.close)
+_GRACE = 10.0  # seconds a process told to end may take before it is made to
+
+
+def _wait_for(pids: list[int], grace: float = _GRACE) -> None:
+    """Wait for these processes to end; any still there after ``grace`` seconds is ended (SIGTERM)."""
+    deadline = time.monotonic() + grace
+    left = list(pids)
+    while left:
+        for pid in list(left):
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0] != 0:
+                    left.remove(pid)
+            except ChildProcessError:
+                left.remove(pid)
+        if left and time.monotonic() > deadline:
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+            deadline = float("inf")
+        if left:
+            time.sleep(0.001)
 
 
 def _wait_for_ending() -> None:
     """Wait for the processes earlier batches let end on their own."""
-    while _ending:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(_ending.pop(), 0)
+    pids, _ending[:] = list(_ending), []
+    _wait_for(pids)
 
 
 atexit.register(_wait_for_ending)
 
 
 class WorkerStopped(Exception):
-    """A worker process ended before its tasks were done: killed (out of memory?), or crashed."""
+    """A worker process ended before its tasks were done (killed, out of memory, crashed), or could not be
+    started."""
+
+    def __init__(self, message: str = "a worker process stopped before its households were done (killed, or "
+                                      "out of memory?)") -> None:
+        super().__init__(message)
 
 
 def _send(fd: int, message: Any) -> None:
@@ -68,12 +95,19 @@ def _receive(fd: int) -> tuple[bool, Any]:
 
 
 def _sendable(exc: BaseException) -> BaseException:
-    """The exception itself if it survives pickling, else one that says what it was."""
+    """The exception, with the worker's traceback as a note, if it survives pickling; else one that says
+    what it was."""
+    with contextlib.suppress(Exception):
+        exc.add_note("in a worker process:\n" + "".join(traceback.format_exception(exc)).rstrip())
     try:
         pickle.loads(pickle.dumps(exc))
         return exc
     except Exception:
         return RuntimeError(f"{type(exc).__name__}: {exc}")
+
+
+_STOP = -1  # the index of a record that tells the process reading it to end
+_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 class Forked:
@@ -82,25 +116,37 @@ class Forked:
     length and lines before it), so that each is one record of fixed size in a pipe that all the processes
     read: a write of fewer than PIPE_BUF bytes, and each read, is whole, so no record is split between two
     readers. No process is given a task while another waits idle. Use ``map``, then ``close`` (also
-    after an error: it stops them)."""
+    after an error: it stops them).
+
+    Signals (SIGINT, SIGTERM) are held while forking and until ``start()`` has run in the new process, so
+    that a handler of the caller's never runs there. ``start()`` failing in a process is raised by ``map``."""
 
     def __init__(self, jobs: int, fields: int, start: Callable[[], None], run: Callable[..., Any]) -> None:
         _wait_for_ending()
+        self.fields = fields
         self.record = struct.Struct(f"<{fields + 1}q")  # the task's index, then its numbers
         self.processes: list[tuple[int, int]] = []  # (pid, its results' pipe)
         self.tasks_in, self.tasks = os.pipe()
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
         try:
             for _ in range(jobs):
-                self.processes.append(self._fork(start, run))
+                self.processes.append(self._fork(start, run, held))
         except BaseException:
             self.close(stop=True)
             raise
         finally:
             os.close(self.tasks_in)  # the processes' end of the queue
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
-    def _fork(self, start: Callable[[], None], run: Callable[..., Any]) -> tuple[int, int]:
+    def _fork(self, start: Callable[[], None], run: Callable[..., Any], held: set[Any]) -> tuple[int, int]:
         results_in, results_out = os.pipe()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            os.close(results_in)
+            os.close(results_out)
+            raise WorkerStopped(f"could not start a worker process ({exc.strerror or exc}); try fewer --jobs, "
+                                "or --jobs 1") from exc
         if pid == 0:  # the new process: never returns into the caller's code
             code = 1
             try:
@@ -108,13 +154,21 @@ class Forked:
                 os.close(results_in)
                 for _, results in self.processes:  # the earlier processes' pipes are not its own
                     os.close(results)
-                start()
+                try:
+                    start()
+                except Exception as exc:
+                    _send(results_out, (_STOP, (False, _sendable(exc))))
+                    raise
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
                 while True:
                     record = os.read(self.tasks_in, self.record.size)
                     if len(record) < self.record.size:  # the queue is closed (or broken: then code 1)
                         code = 0 if not record else 1
                         break
                     index, *task = self.record.unpack(record)
+                    if index == _STOP:
+                        code = 0
+                        break
                     try:
                         result: tuple[bool, Any] = (True, run(index, *task))
                     except Exception as exc:
@@ -140,7 +194,7 @@ class Forked:
                     try:
                         os.write(self.tasks, self.record.pack(index, *task))
                     except BrokenPipeError:  # not one process is left to read it
-                        raise WorkerStopped("the worker processes ended before their tasks were done") from None
+                        raise WorkerStopped() from None
                     handed += 1
                     if handed >= given + ahead:
                         break
@@ -156,16 +210,23 @@ class Forked:
                 for key, _ in waiting.select():
                     more, message = _receive(key.fd)
                     if not more:
-                        raise WorkerStopped("a worker process ended before its tasks were done")
+                        raise WorkerStopped()
                     index, result = message
+                    if index == _STOP:  # its start() failed
+                        raise result[1]
                     done[index] = result
 
     def close(self, stop: bool = False, wait: bool = True) -> None:
-        """Let the processes end (the queue closed: each ends once it is empty) and wait for them; ``stop``:
-        end them now. ``wait`` False: do not wait for those still ending (the system freeing their memory
-        takes milliseconds, for nothing the caller needs): the next Forked, or this program's exit, waits
-        for them."""
+        """Tell the processes to end once the queue is empty, and wait for them (any that takes over
+        _GRACE seconds is ended); ``stop``: end them now. ``wait`` False: do not wait for them (the system
+        freeing their memory takes milliseconds, for nothing the caller needs): the next Forked, or this
+        program's exit, waits for them."""
         if self.tasks >= 0:
+            if not stop:  # a record each, not only the end of the pipe: another process forked meanwhile
+                os.set_blocking(self.tasks, False)  # (not by us) may hold this end open
+                with contextlib.suppress(OSError):
+                    os.write(self.tasks, self.record.pack(_STOP, *[0] * self.fields)
+                             * len(self.processes))
             with contextlib.suppress(OSError):
                 os.close(self.tasks)
             self.tasks = -1
@@ -175,8 +236,9 @@ class Forked:
             if stop:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)
-        for pid, _ in self.processes:
-            with contextlib.suppress(ChildProcessError):
-                if os.waitpid(pid, 0 if wait or stop else os.WNOHANG)[0] == 0:
-                    _ending.append(pid)
+        pids = [pid for pid, _ in self.processes]
         self.processes = []
+        if wait or stop:
+            _wait_for(pids)
+        else:
+            _ending.extend(pids)

@@ -142,9 +142,9 @@ def test_worker_processes_reading_blocks_of_the_file_give_the_same_rows(tmp_path
     monkeypatch.setattr(JsonlFile, "PER_PROCESS", 1)  # and processes for them, small as the file is
     policy = load_policy()
     handed: list[type] = []
-    def run(jobs):  # the rows of each chunk read before asking for the next (which reuses or deletes them)
+    def run(jobs, views=False):  # the rows of each chunk read before asking for the next (which reuses them)
         chunks = []
-        for t, s, size in render_all(policy, JsonlFile(path), "jsonl", jobs=jobs, spool=str(tmp_path)):
+        for t, s, size in render_all(policy, JsonlFile(path), "jsonl", jobs=jobs, spool=str(tmp_path), views=views):
             handed.append(type(t))
             chunks.append((t.read() if isinstance(t, Spooled) else bytes(t), s, size))
         return chunks
@@ -152,14 +152,17 @@ def test_worker_processes_reading_blocks_of_the_file_give_the_same_rows(tmp_path
     one = run(1)
     handed.clear()
     two = run(2)
-    assert set(handed) == {memoryview}  # in memory shared with the processes
+    assert set(handed) == {bytes}  # copied out of the memory shared with the processes
     assert len(two) > 5
     assert b"".join(t for t, _, _ in one) == b"".join(t for t, _, _ in two)
+    handed.clear()
+    assert run(2, views=True) == two and set(handed) == {memoryview}  # or lent, as the CLI takes them
+    handed.clear()
     three = run(3)  # each process counts its blocks' lines, adding up those before (line numbers in rows)
     assert b"".join(t for t, _, _ in three) == b"".join(t for t, _, _ in one)
     handed.clear()
     monkeypatch.setattr(Slots, "SIZE", 600)  # rows larger than their slot: through spool files instead
-    spooled = run(2)
+    spooled = run(2, views=True)
     assert memoryview in handed and Spooled in handed
     assert b"".join(t for t, _, _ in spooled) == b"".join(t for t, _, _ in one)
     assert sum(s.total for _, s, _ in two) == 39 and sum(size for _, _, size in two) == path.stat().st_size
@@ -491,3 +494,20 @@ def test_two_batches_with_processes_taken_turn_about_in_one_thread_are_refused(t
         next(render_all(policy, JsonlFile(path), "jsonl", jobs=2))
     first.close()  # and then another may start
     assert sum(s.total for _, s, _ in render_all(policy, JsonlFile(path), "jsonl", jobs=2)) == 5
+
+
+def test_rows_kept_by_a_caller_stay_as_they_were(tmp_path, monkeypatch):  # found by review
+    from policydsl import load_policy
+    from policydsl.batch import JsonlFile, render_all
+
+    monkeypatch.setattr(JsonlFile, "BLOCK", 2000)
+    monkeypatch.setattr(JsonlFile, "SMALLEST", 500)
+    monkeypatch.setattr(JsonlFile, "PER_PROCESS", 1)
+    policy = load_policy()
+    path = write_jsonl(tmp_path / "h.jsonl", households(40))
+    kept = [rows for rows, _, _ in render_all(policy, JsonlFile(path), "jsonl", jobs=2)]
+    alone = b"".join(rows for rows, _, _ in render_all(policy, JsonlFile(path), "jsonl", jobs=1))
+    assert len(kept) > 4 and b"".join(kept) == alone  # each chunk its own bytes, not the reused memory
+    lent = [rows for rows, _, _ in render_all(policy, JsonlFile(path), "jsonl", jobs=2, views=True)]
+    with pytest.raises(ValueError, match="released"):  # a lent view kept past its chunk: an error, not stale rows
+        bytes(lent[0])

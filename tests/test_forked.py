@@ -147,3 +147,64 @@ def test_processes_let_end_without_waiting_are_waited_for_by_the_next_batch():
     nxt = Forked(1, 2, _started, _slow_first)  # waits for them before forking again
     assert forked._ending == [] and not any(_alive(pid) for pid in pids)
     nxt.close()
+
+
+def _cannot_start() -> None:
+    raise ValueError("the policy could not be compiled here")
+
+
+def test_a_start_that_fails_in_the_processes_is_raised_with_its_own_message():
+    pool = Forked(2, 1, _cannot_start, _fails_on_seven)
+    with pytest.raises(ValueError, match="could not be compiled"):
+        try:
+            list(pool.map([(1,), (2,)], ahead=2))
+        finally:
+            pool.close(stop=True)
+
+
+def test_an_error_in_a_task_carries_the_worker_processes_traceback():
+    pool = Forked(1, 1, _started, _fails_on_seven)
+    with pytest.raises(ValueError) as caught:
+        try:
+            list(pool.map([(7,)], ahead=1))
+        finally:
+            pool.close(stop=True)
+    notes = "\n".join(getattr(caught.value, "__notes__", []))
+    assert "in a worker process" in notes and "_fails_on_seven" in notes
+
+
+def test_processes_end_even_if_another_process_holds_their_queue_open():
+    pool = Forked(2, 2, _started, _slow_first)
+    pids = [pid for pid, _ in pool.processes]
+    other = os.fork()  # forked meanwhile by someone else: it holds a copy of every pipe
+    if other == 0:
+        time.sleep(30)
+        os._exit(0)
+    try:
+        assert len(list(pool.map([(n, 0) for n in range(4)], ahead=4))) == 4
+        start = time.monotonic()
+        pool.close()  # a stop record each: they do not wait for the end of a pipe that will not come
+        assert time.monotonic() - start < 5 and not any(_alive(pid) for pid in pids)
+    finally:
+        os.kill(other, signal.SIGKILL)
+        os.waitpid(other, 0)
+
+
+def test_a_process_that_cannot_be_started_is_an_error_that_says_so(monkeypatch):
+    real = os.fork
+    forks = []
+    def fork_once() -> int:
+        if forks:
+            raise OSError(11, "Resource temporarily unavailable")
+        pid = real()
+        forks.append(pid)
+        return pid
+
+    before = set(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    monkeypatch.setattr(os, "fork", fork_once)
+    with pytest.raises(WorkerStopped, match=r"could not start a worker process \(Resource temporarily"):
+        Forked(3, 2, _started, _slow_first)
+    monkeypatch.setattr(os, "fork", real)
+    if before is not None:
+        assert set(os.listdir("/proc/self/fd")) == before  # no pipe left open
+    assert forks[0] != 0 and not _alive(forks[0])  # the one that was started has been ended and waited for
