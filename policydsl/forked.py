@@ -106,6 +106,17 @@ def _sendable(exc: BaseException) -> BaseException:
         return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
+def _cannot_start(exc: OSError) -> WorkerStopped:
+    return WorkerStopped(f"could not start a worker process ({exc.strerror or exc}); try fewer --jobs, or --jobs 1")
+
+
+def _pipe() -> tuple[int, int]:
+    try:
+        return os.pipe()
+    except OSError as exc:  # too many open files
+        raise _cannot_start(exc) from exc
+
+
 _STOP = -1  # the index of a record that tells the process reading it to end
 _SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
@@ -126,7 +137,7 @@ class Forked:
         self.fields = fields
         self.record = struct.Struct(f"<{fields + 1}q")  # the task's index, then its numbers
         self.processes: list[tuple[int, int]] = []  # (pid, its results' pipe)
-        self.tasks_in, self.tasks = os.pipe()
+        self.tasks_in, self.tasks = _pipe()
         held = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
         try:
             for _ in range(jobs):
@@ -139,14 +150,13 @@ class Forked:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
     def _fork(self, start: Callable[[], None], run: Callable[..., Any], held: set[Any]) -> tuple[int, int]:
-        results_in, results_out = os.pipe()
+        results_in, results_out = _pipe()
         try:
             pid = os.fork()
         except OSError as exc:
             os.close(results_in)
             os.close(results_out)
-            raise WorkerStopped(f"could not start a worker process ({exc.strerror or exc}); try fewer --jobs, "
-                                "or --jobs 1") from exc
+            raise _cannot_start(exc) from exc
         if pid == 0:  # the new process: never returns into the caller's code
             code = 1
             try:
