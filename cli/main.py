@@ -136,6 +136,7 @@ def eval_cmd(household: str, policy_path: str | None, as_of: str | None, fmt: st
         if items is None:  # one household, written as one row
             text = first_text if first_text is not None else _read_text(household)[0]
             items = iter([Item("<stdin>" if household == "-" else household, text)])
+            jobs, engine = 1, "reference"  # the same row, without starting processes or compiling for one
         if output:
             _check_output(household, output)
         _run_batch(policy, items, day, fmt or "jsonl", output, jobs, fail_on_invalid, progress,

@@ -122,6 +122,18 @@ def test_one_household_as_a_row():
     assert rows[1][:4] == [EXAMPLE, "", "true", "category_1"]
 
 
+def test_one_household_as_a_row_starts_no_process_and_compiles_nothing():
+    import subprocess
+    import sys
+
+    script = ("import sys, os\nfrom cli.main import main\n"
+              "try:\n    main(['eval', sys.argv[1], '--format', 'jsonl'])\nexcept SystemExit:\n    pass\n"
+              "print('numpy' in sys.modules, 'concurrent.futures' in sys.modules, flush=True)\n")
+    out = subprocess.run([sys.executable, "-c", script, EXAMPLE], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).parent.parent).stdout.splitlines()
+    assert json.loads(out[0])["eligible"] is True and out[-1] == "False False"  # 0.07 s instead of 0.12
+
+
 def test_a_forced_progress_display_does_not_disturb_the_rows(tmp_path):
     path = write_jsonl(tmp_path / "h.jsonl", households(3))
     result = run("eval", str(path), "--progress", "-j", "1")
