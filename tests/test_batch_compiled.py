@@ -198,7 +198,9 @@ def test_a_policy_the_compiler_cannot_handle_falls_back_to_the_reference(tmp_pat
     policy = load_policy(path)
     assert compile_batch(policy) is None
     assert "quantifiers and aggregates over something other than a window" in compiled_or_why(policy)[1]
-    result = run("eval", "--policy", str(path), "-", "--format", "jsonl", input=json.dumps(BASE))
+    many = tmp_path / "h.jsonl"  # a batch (one household alone is given to the reference evaluator anyway)
+    many.write_text((json.dumps(BASE) + "\n") * 2, encoding="utf-8")
+    result = run("eval", "--policy", str(path), str(many))
     assert result.exit_code == 0 and "note: the compiled batch path does not handle" in result.stderr
     items = [Item("line 1", json.dumps(BASE))]
     assert Worker(policy, None).rows(items) == Worker(policy, None, compiled=False).rows(items)
