@@ -341,6 +341,8 @@ def _run_batch(policy: Any, items: Any, day: date | None, fmt: str, output: str 
         done_writing = True
     except BrokenPipeError:
         raise  # the reader of standard output has had enough (| head): not an error
+    except UsageError as exc:  # the households' file cannot be read any more, say
+        raise UsageError(f"{exc}" + (f"; {output} is left as it was" if output else "")) from None
     except OSError as exc:  # a full disk: one line, no traceback, nothing half-said
         raise UsageError(f"{where}: cannot write the rows ({exc.strerror})"
                          + (f"; {output} is left as it was" if output else "")) from None

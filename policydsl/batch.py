@@ -121,9 +121,9 @@ class JsonlFile:
         and ``largest``, BLOCK unless given), so blocks shrink towards the end and the processes finish
         together. Only the line each cut falls in is read."""
         largest = largest or self.BLOCK
-        total = self.path.stat().st_size if total is None else total
         offset = 0
-        with open(self.path, "rb") as stream:
+        with reading(self.path), open(self.path, "rb") as stream:  # (errors of the caller never come in here)
+            total = os.fstat(stream.fileno()).st_size if total is None else total
             while offset < total:
                 end = offset + min(largest, max(self.SMALLEST, (total - offset) // jobs))
                 end = total if end >= total else _line_end(stream, end, total)
@@ -140,7 +140,7 @@ class JsonlFile:
         lines = 0
         buffer = bytearray(1 << 20)
         view = memoryview(buffer)
-        with open(self.path, "rb") as stream:
+        with reading(self.path), open(self.path, "rb") as stream:
             for offset, length in self.cuts(jobs, largest):
                 yield offset, length, lines
                 stream.seek(offset)
@@ -155,7 +155,7 @@ class JsonlFile:
         """(bytes, the rest of its last line, lines before it) of each block: ``block_lines(*block)``
         reads them without joining the two (which would copy megabytes for a few hundred bytes)."""
         lines = 0
-        with open(self.path, "rb") as stream:
+        with reading(self.path), open(self.path, "rb") as stream:
             while True:
                 data = stream.read(self.BLOCK)
                 if not data:
@@ -220,9 +220,19 @@ def as_text(text: str | bytes, problem: str | None) -> tuple[str, str | None]:
 
 
 def _read_block(path: Path, offset: int, length: int) -> bytes:
-    with open(path, "rb") as stream:
+    with reading(path), open(path, "rb") as stream:
         stream.seek(offset)
         return stream.read(length)
+
+
+@contextlib.contextmanager
+def reading(path: Path) -> Iterator[None]:
+    """A file of households that cannot be read (removed or made unreadable during the batch, a disk
+    error) is a usage error that says so, not an error about writing the rows."""
+    try:
+        yield
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read it ({exc.strerror or exc})") from None
 
 
 def items_from_folder(folder: Path) -> Iterator[Item]:

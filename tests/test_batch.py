@@ -523,3 +523,43 @@ def test_rows_kept_by_a_caller_stay_as_they_were(tmp_path, monkeypatch):  # foun
     lent = [rows for rows, _, _ in render_all(policy, JsonlFile(path), "jsonl", jobs=2, views=True)]
     with pytest.raises(ValueError, match="released"):  # a lent view kept past its chunk: an error, not stale rows
         bytes(lent[0])
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_file_that_cannot_be_read_midway_says_so_and_leaves_the_output_as_it_was(tmp_path, monkeypatch, jobs):
+    from policydsl import batch
+
+    monkeypatch.setattr(batch.JsonlFile, "BLOCK", 2000)
+    monkeypatch.setattr(batch.JsonlFile, "SMALLEST", 500)
+    monkeypatch.setattr(batch.JsonlFile, "PER_PROCESS", 1)
+    path = write_jsonl(tmp_path / "h.jsonl", households(40))
+    out = tmp_path / "rows.jsonl"
+    out.write_text("the rows of last month\n", encoding="utf-8")
+    real_read = batch._read_block
+    real_open = open
+    def failing_read(p, offset, length):  # a disk error on the fourth block (in a worker process)
+        if offset > 3 * 2000:
+            with batch.reading(p):
+                raise OSError(5, "Input/output error")
+        return real_read(p, offset, length)
+
+    def failing_open(file, *args, **kwargs):  # the same when one process reads the whole file
+        stream = real_open(file, *args, **kwargs)
+        if str(file) == str(path):
+            reads = []
+            def read(size=-1):
+                reads.append(size)
+                if len(reads) > 2:
+                    raise OSError(5, "Input/output error")
+                return type(stream).read(stream, size)
+            stream.read = read  # type: ignore[method-assign]
+        return stream
+
+    monkeypatch.setattr(batch, "_read_block", failing_read)
+    if jobs == "1":
+        monkeypatch.setattr(batch.JsonlFile, "BLOCK", 1000)
+        monkeypatch.setattr("builtins.open", failing_open)
+    result = run("eval", str(path), "--output", str(out), "--jobs", jobs, code=2)
+    assert "h.jsonl: cannot read it (Input/output error)" in result.stderr and "left as it was" in result.stderr
+    assert "cannot write" not in result.stderr
+    assert out.read_text(encoding="utf-8") == "the rows of last month\n"
