@@ -1,7 +1,7 @@
 """Worker processes forked from this one: tasks handed out as they free up, results given back in order.
 
 For the blocks of a JSON Lines file, where a task is a few numbers and a result a few hundred bytes (the
-rows themselves go through shared memory, ``batch.Slots``). concurrent.futures' ProcessPoolExecutor does
+rows themselves go through shared memory, ``shared.Slots``). concurrent.futures' ProcessPoolExecutor does
 the same in general, and stays in use where fork is not available and for chunks of texts, but costs a
 batch more than the work it organises: about 8 ms to import, processes forked by a thread after the
 first task, two more threads and their queues in the main process, and a shutdown that waits on them.
