@@ -341,13 +341,11 @@ def _run_batch(policy: Any, items: Any, day: date | None, fmt: str, output: str 
         done_writing = True
     except BrokenPipeError:
         raise  # the reader of standard output has had enough (| head): not an error
-    except UsageError as exc:  # the households' file cannot be read any more, say
+    except (UsageError, WorkerStopped) as exc:  # the households' file cannot be read any more, a worker killed
         raise UsageError(f"{exc}" + (f"; {output} is left as it was" if output else "")) from None
     except OSError as exc:  # a full disk: one line, no traceback, nothing half-said
         raise UsageError(f"{where}: cannot write the rows ({exc.strerror})"
                          + (f"; {output} is left as it was" if output else "")) from None
-    except WorkerStopped as exc:
-        raise UsageError(f"{exc}" + (f"; {output} is left as it was" if output else "")) from None
     except (KeyboardInterrupt, _Stopped) as exc:
         message = "interrupted" + (f"; {output} is left as it was" if output else "")
         _fail(message, 130 if isinstance(exc, KeyboardInterrupt) else 143)
@@ -568,8 +566,8 @@ def run() -> None:
 
     Freeing every object one by one at exit takes about 50 ms after a large batch (numpy, the compiled
     policy, caches), for nothing: the system frees the memory at once. Files are closed by the commands
-    themselves and worker processes are joined before this returns; standard output and error are flushed
-    here, and if that fails the ordinary exit reports it.
+    themselves, and a batch's worker processes have been told to end (they need nothing more from here);
+    standard output and error are flushed here, and if that fails the ordinary exit reports it.
     """
     try:
         main()

@@ -167,15 +167,7 @@ class JsonlFile:
 def _line_end(stream: IO[bytes], at: int, total: int) -> int:
     """Where the line holding byte ``at`` ends (just after its newline), at most ``total``."""
     stream.seek(at)
-    while at < total:
-        piece = stream.read(min(1 << 16, total - at))
-        if not piece:
-            break
-        found = piece.find(b"\n")
-        if found >= 0:
-            return at + found + 1
-        at += len(piece)
-    return total
+    return min(at + len(stream.readline()), total)
 
 
 def _newlines(data: bytes | bytearray, size: int) -> int:
@@ -695,11 +687,7 @@ def _render_parallel(worker: Worker, items: Iterable[Item], fmt: str, jobs: int,
             if isinstance(rows, InSlot):
                 assert slots is not None
                 view = slots.view(rows)
-                if not views:
-                    yield bytes(view), summary, size
-                    view.release()
-                    continue
-                yield view, summary, size
+                yield view if views else bytes(view), summary, size
                 with contextlib.suppress(BufferError):  # an export of it still held: the caller was told
                     view.release()
                 continue
